@@ -1,0 +1,3 @@
+module github.com/handoff-mta/handoff
+
+go 1.26

@@ -228,3 +228,51 @@ func defaultPort(o *Options) int {
 	}
 	return SMTPPort
 }
+
+// ParseURL turns a relay URL into Options:
+//
+//	smtp://host[:port]     SMTP, port 25, STARTTLS required
+//	submission://host      SMTP on port 587, STARTTLS required
+//	smtps://host[:port]    implicit TLS, port 465
+//	lmtp://host[:port]     LMTP over TCP, port 24, STARTTLS required
+//	lmtp:///path/to/socket LMTP over a Unix socket, no TLS
+//
+// An IPv6 host goes in brackets. Query parameters, user information and
+// paths on TCP URLs are errors: the rest of the policy is set on Options
+// by the caller.
+func ParseURL(raw string) (Options, error) {
+	var o Options
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return o, invalidArg("relay URL %q has no scheme (smtp://, smtps://, lmtp://)", raw)
+	}
+	if strings.ContainsAny(rest, "?#@ ") {
+		return o, invalidArg("relay URL %q may not contain user information, a query or spaces", raw)
+	}
+	switch strings.ToLower(scheme) {
+	case "smtp":
+	case "submission":
+		if !strings.HasPrefix(rest, "[") && strings.Count(rest, ":") == 0 || strings.HasSuffix(rest, "]") {
+			rest += ":587"
+		}
+	case "smtps":
+		o.TLS = ImplicitTLS
+	case "lmtp":
+		o.LMTP = true
+		if strings.HasPrefix(rest, "/") {
+			o.Network, o.Address = "unix", rest
+			return o, nil
+		}
+	default:
+		return o, invalidArg("relay URL %q: unknown scheme %q (smtp, submission, smtps, lmtp)", raw, scheme)
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" || strings.Contains(rest, "/") {
+		return o, invalidArg("relay URL %q: expected scheme://host[:port]", raw)
+	}
+	o.Address = rest
+	if _, _, _, err := splitAddress("", rest, defaultPort(&o)); err != nil {
+		return o, err
+	}
+	return o, nil
+}

@@ -837,6 +837,23 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 	}
 
 	fail := func(i int, e error) { res.Recipients[i].Err = e }
+	// A 421 anywhere closed the connection (RFC 5321 §3.8); recipients
+	// left without a reply, and accepted ones whose data was never sent,
+	// get that reply as their (temporary) error.
+	var closing error
+	for k, r := range replies {
+		if r != nil && r.Code == 421 {
+			kind := ErrRecipientsRefused
+			switch cmds[k].stage {
+			case "MAIL":
+				kind = ErrSenderRefused
+			case "DATA":
+				kind = ErrData
+			}
+			closing = &Error{Reply: *r, Command: cmds[k].line, Server: c.server, kind: kind}
+			break
+		}
+	}
 
 	// MAIL.
 	mr := replies[0]
@@ -864,7 +881,10 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 		res.Recipients[i].Reply = r
 		switch {
 		case r == nil:
-			e := ioErr
+			e := closing
+			if e == nil {
+				e = ioErr
+			}
 			if e == nil {
 				e = &localError{code: 421, enh: EnhancedCode{4, 4, 2}, msg: "not sent: the server closed the connection", kinds: []error{ErrRecipientsRefused}}
 			}
@@ -881,7 +901,13 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 	}
 	if c.broken != nil && len(accepted) > 0 && (ioErr != nil || useDataCmd && replies[len(replies)-1] == nil) {
 		// The connection went away before the data: nothing was sent.
-		e := c.broken
+		e := closing
+		if e == nil {
+			e = ioErr
+		}
+		if e == nil {
+			e = c.broken
+		}
 		for _, i := range accepted {
 			fail(i, e)
 		}
@@ -896,6 +922,9 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 			}
 		}
 		c.resetAfterFailure(ctx)
+		if closing != nil {
+			return nil, closing
+		}
 		if ioErr != nil && len(retry) == 0 {
 			return nil, ioErr
 		}

@@ -141,4 +141,3 @@ func probe(args []string, stdout, stderr io.Writer) int {
 	}
 	return exOK
 }
-

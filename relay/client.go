@@ -196,6 +196,10 @@ func (c *Client) start(ctx context.Context, conn net.Conn) error {
 	c.setConn(conn)
 	r, err := c.readReplyStage(ctx, "greeting", c.to.Greeting)
 	if err != nil {
+		var ce *ConnError
+		if errors.As(err, &ce) && !errors.Is(err, ErrConnect) {
+			ce.kinds = append(ce.kinds, ErrConnect)
+		}
 		return err
 	}
 	c.greeting = r
@@ -271,6 +275,11 @@ func (c *Client) fail(ctx context.Context, stage string, err error, extra ...err
 		err = fmt.Errorf("timed out: %w", err)
 	case errors.Is(err, errMalformed):
 		kinds = append(kinds, ErrProtocol)
+	case isTLSAlert(err):
+		// With TLS 1.3 a server refuses the client's certificate after
+		// the client's handshake has returned; the alert arrives on the
+		// next read.
+		kinds = append(kinds, ErrTLS)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		err = fmt.Errorf("connection closed by server: %w", err)
 	}
@@ -280,6 +289,13 @@ func (c *Client) fail(ctx context.Context, stage string, err error, extra ...err
 	c.debugf("error: %v", ce)
 	c.closeConn()
 	return ce
+}
+
+// isTLSAlert reports an alert received from the TLS peer, which
+// crypto/tls returns as a *net.OpError with Op "remote error".
+func isTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 func (c *Client) closeConn() {

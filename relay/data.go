@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 )
 
 // This file holds the streaming encoders for message content: dataWriter
@@ -53,8 +54,8 @@ var errDataClosed = errors.New("relay: DATA writer already closed")
 //     lines are " x", two octets each, since each must carry at least one
 //     octet of the message. limit <= 0 disables breaking.
 //
-// It holds no buffer: the state is four small fields, whatever the size of
-// the message.
+// It holds no buffer, only the few small fields below, whatever the size
+// of the message.
 type crlfNormalizer struct {
 	limit   int  // line length limit; <= 0 means none
 	stuff   bool // dot-stuff lines (DATA) or not (BDAT)
@@ -75,6 +76,11 @@ func newCRLFNormalizer(limit int, stuff bool) crlfNormalizer {
 // octet. (It may write none: an LF that completes a CR LF gives no output
 // of its own.)
 func (n *crlfNormalizer) encode(dst, src []byte) (nDst, nSrc int) {
+	// src[nSrc:lfAt] holds no LF; lfAt is either the index of the next
+	// LF or the end of the stretch searched so far. The search is bounded
+	// by the room in dst, so that a long src without LF is not searched
+	// again on every call.
+	lfAt := 0
 	for nSrc < len(src) && len(dst)-nDst >= maxExpand {
 		c := src[nSrc]
 		switch c {
@@ -107,15 +113,25 @@ func (n *crlfNormalizer) encode(dst, src []byte) (nDst, nSrc int) {
 			}
 			// Copy a run of ordinary octets in one go. It stops at a CR
 			// or LF, at the end of the room in dst, and where the line
-			// reaches the limit; it is at least one octet long.
+			// reaches the limit; it is at least one octet long. Each
+			// octet is looked at a bounded number of times, so a run of
+			// bare CRs costs no more than plain text.
 			run := min(len(src)-nSrc, len(dst)-nDst)
 			if n.limit > 0 {
 				run = min(run, max(n.limit-n.lineLen, 1))
 			}
 			seg := src[nSrc : nSrc+run]
-			i := 0
-			for i < len(seg) && seg[i] != '\r' && seg[i] != '\n' {
-				i++
+			if lfAt <= nSrc {
+				end := min(len(src), nSrc+len(dst)-nDst)
+				if k := bytes.IndexByte(src[nSrc:end], '\n'); k >= 0 {
+					lfAt = nSrc + k
+				} else {
+					lfAt = end
+				}
+			}
+			i := min(len(seg), lfAt-nSrc)
+			if k := bytes.IndexByte(seg[:i], '\r'); k >= 0 {
+				i = k
 			}
 			copy(dst[nDst:], seg[:i])
 			nDst += i
@@ -171,7 +187,23 @@ func newDataWriter(w io.Writer, lineLimit int) *dataWriter {
 	return &dataWriter{
 		w:    w,
 		norm: newCRLFNormalizer(lineLimit, true),
-		buf:  make([]byte, dataBufSize),
+		buf:  dataBufPool.Get().(*[dataBufSize]byte)[:],
+	}
+}
+
+// dataBufPool recycles encoder buffers, so that a connection carrying
+// many small messages does not allocate 32 KiB for each.
+var dataBufPool = sync.Pool{New: func() any { return new([dataBufSize]byte) }}
+
+// release returns the buffer to the pool; the writer fails afterwards.
+func (d *dataWriter) release() {
+	if d.buf == nil {
+		return
+	}
+	dataBufPool.Put((*[dataBufSize]byte)(d.buf[:dataBufSize]))
+	d.buf = nil
+	if d.err == nil {
+		d.err = errDataClosed
 	}
 }
 
@@ -259,11 +291,12 @@ func (d *dataWriter) Written() int64 { return d.written }
 func (d *dataWriter) Input() int64 { return d.input }
 
 // Saw8Bit reports whether the message so far had an octet of 0x80 or more,
-// which needs 8BITMIME (RFC 6152) or BINARYMIME (RFC 3030).
+// which needs 8BITMIME (RFC 6152) or BINARYMIME (RFC 3030 §3).
 func (d *dataWriter) Saw8Bit() bool { return d.saw8bit }
 
-// SawNUL reports whether the message so far had a NUL octet, which no
-// text body may carry (RFC 5321 §4.5.2, RFC 5322 §2.1).
+// SawNUL reports whether the message so far had a NUL octet, which neither
+// 7bit nor 8bit data may carry (RFC 2045 §2.7, §2.8); only binary data,
+// sent with BINARYMIME (RFC 3030 §3), may.
 func (d *dataWriter) SawNUL() bool { return d.sawNUL }
 
 // has8bit reports whether p has an octet of 0x80 or more.
@@ -327,6 +360,8 @@ func newCRLFReader(r io.Reader, lineLimit int) io.Reader {
 // io.ErrNoProgress.
 const maxEmptyReads = 100
 
+// Read fills p with normalised octets. It reads from r only when all that
+// was read before has been handed out.
 func (c *crlfReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

@@ -101,9 +101,9 @@ func dataEncode(t testing.TB, limit int, chunks ...[]byte) []byte {
 	return out.Bytes()
 }
 
-// bdatEncode runs in (as consecutive reads of the chunks) through a
+// dataBDATEncode runs in (as consecutive reads of the chunks) through a
 // crlfReader and reads it all with reads of readSize octets.
-func bdatEncode(t testing.TB, limit, readSize int, chunks ...[]byte) []byte {
+func dataBDATEncode(t testing.TB, limit, readSize int, chunks ...[]byte) []byte {
 	t.Helper()
 	rs := make([]io.Reader, len(chunks))
 	for i, c := range chunks {
@@ -127,12 +127,12 @@ func bdatEncode(t testing.TB, limit, readSize int, chunks ...[]byte) []byte {
 	}
 }
 
-// refNormalize is the plain reference for crlfNormalizer without
+// dataRefNormalize is the plain reference for crlfNormalizer without
 // stuffing: split into lines at CRLF, bare CR and bare LF, break each line
 // longer than limit into its first limit octets and then pieces of
 // limit-1 (at least 1) octets each behind a SP, and end every line with
 // CRLF.
-func refNormalize(in []byte, limit int) []byte {
+func dataRefNormalize(in []byte, limit int) []byte {
 	var lines [][]byte
 	start := 0
 	for i := 0; i < len(in); i++ {
@@ -169,11 +169,11 @@ func refNormalize(in []byte, limit int) []byte {
 	return out
 }
 
-// serverDecode reads DATA output the way a server does (RFC 5321
+// dataServerDecode reads DATA output the way a server does (RFC 5321
 // §4.5.2): lines end at CRLF, the data ends at the first line that is
 // exactly ".", one leading dot is removed from other lines. It returns the
 // text with every line ended by CRLF, and what followed the end line.
-func serverDecode(out []byte) (text, trailer []byte, err error) {
+func dataServerDecode(out []byte) (text, trailer []byte, err error) {
 	rest := out
 	for {
 		i := bytes.Index(rest, []byte("\r\n"))
@@ -192,9 +192,9 @@ func serverDecode(out []byte) (text, trailer []byte, err error) {
 	}
 }
 
-// checkBareEndings fails if out has a CR not followed by LF or an LF not
+// dataCheckBareEndings fails if out has a CR not followed by LF or an LF not
 // after a CR.
-func checkBareEndings(t testing.TB, out []byte) {
+func dataCheckBareEndings(t testing.TB, out []byte) {
 	t.Helper()
 	for i, c := range out {
 		if c == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
@@ -206,10 +206,10 @@ func checkBareEndings(t testing.TB, out []byte) {
 	}
 }
 
-// checkLineLengths fails if a line of out is longer than limit+1 octets,
+// dataCheckLineLengths fails if a line of out is longer than limit+1 octets,
 // or longer than limit without a stuffed dot (when stuffed) or at all
 // (when not), for limits of 2 and more; limit 1 allows " x" lines of 2.
-func checkLineLengths(t testing.TB, out []byte, limit int, stuffed bool) {
+func dataCheckLineLengths(t testing.TB, out []byte, limit int, stuffed bool) {
 	t.Helper()
 	if limit <= 0 {
 		return
@@ -224,11 +224,11 @@ func checkLineLengths(t testing.TB, out []byte, limit int, stuffed bool) {
 	}
 }
 
-// checkData checks the DATA encoding out of in against every property
+// dataCheck checks the DATA encoding out of in against every property
 // the encoder promises.
-func checkData(t testing.TB, in, out []byte, limit int) {
+func dataCheck(t testing.TB, in, out []byte, limit int) {
 	t.Helper()
-	checkBareEndings(t, out)
+	dataCheckBareEndings(t, out)
 	if len(in) == 0 {
 		if string(out) != ".\r\n" {
 			t.Fatalf("empty input gave %q, want %q", out, ".\r\n")
@@ -244,31 +244,31 @@ func checkData(t testing.TB, in, out []byte, limit int) {
 	if bytes.HasPrefix(out, []byte(".\r\n")) {
 		t.Fatalf("output starts with the end line: %q", out)
 	}
-	checkLineLengths(t, out, limit, true)
-	text, trailer, err := serverDecode(out)
+	dataCheckLineLengths(t, out, limit, true)
+	text, trailer, err := dataServerDecode(out)
 	if err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
 	if len(trailer) != 0 {
 		t.Fatalf("data after end line: %q", trailer)
 	}
-	if want := refNormalize(in, limit); !bytes.Equal(text, want) {
+	if want := dataRefNormalize(in, limit); !bytes.Equal(text, want) {
 		t.Fatalf("input %q limit %d\ndecoded %q\nwant    %q", in, limit, text, want)
 	}
 }
 
-// checkBDAT checks the BDAT encoding out of in.
-func checkBDAT(t testing.TB, in, out []byte, limit int) {
+// dataCheckBDAT checks the BDAT encoding out of in.
+func dataCheckBDAT(t testing.TB, in, out []byte, limit int) {
 	t.Helper()
-	checkBareEndings(t, out)
-	checkLineLengths(t, out, limit, false)
-	if want := refNormalize(in, limit); !bytes.Equal(out, want) {
+	dataCheckBareEndings(t, out)
+	dataCheckLineLengths(t, out, limit, false)
+	if want := dataRefNormalize(in, limit); !bytes.Equal(out, want) {
 		t.Fatalf("input %q limit %d\ngot  %q\nwant %q", in, limit, out, want)
 	}
 }
 
-// unstuff removes one leading dot from every CRLF line of s.
-func unstuff(s string) string {
+// dataUnstuff removes one leading dot from every CRLF line of s.
+func dataUnstuff(s string) string {
 	lines := strings.SplitAfter(s, "\r\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimPrefix(l, ".")
@@ -284,7 +284,7 @@ func TestDataWriterTable(t *testing.T) {
 			if got := dataEncode(t, tc.limit, in); string(got) != want {
 				t.Fatalf("got  %q\nwant %q", got, want)
 			}
-			checkData(t, in, []byte(want), tc.limit)
+			dataCheck(t, in, []byte(want), tc.limit)
 		})
 	}
 }
@@ -293,13 +293,13 @@ func TestCRLFReaderTable(t *testing.T) {
 	for _, tc := range dataCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
-			want := unstuff(tc.want)
+			want := dataUnstuff(tc.want)
 			for _, size := range []int{1, 2, 3, 4, 5, 7, 512, 64 << 10} {
-				if got := bdatEncode(t, tc.limit, size, in); string(got) != want {
+				if got := dataBDATEncode(t, tc.limit, size, in); string(got) != want {
 					t.Fatalf("read size %d:\ngot  %q\nwant %q", size, got, want)
 				}
 			}
-			checkBDAT(t, in, []byte(want), tc.limit)
+			dataCheckBDAT(t, in, []byte(want), tc.limit)
 			if err := iotest.TestReader(newCRLFReader(bytes.NewReader(in), tc.limit), []byte(want)); err != nil {
 				t.Fatal(err)
 			}
@@ -311,9 +311,9 @@ func TestCRLFReaderTable(t *testing.T) {
 	}
 }
 
-// splitInputs are the table inputs plus some that cross the writer's
+// dataSplitInputs are the table inputs plus some that cross the writer's
 // buffer size.
-func splitInputs() []dataCase {
+func dataSplitInputs() []dataCase {
 	cases := dataCases()
 	var b strings.Builder
 	for i := 0; b.Len() < 3*dataBufSize; i++ {
@@ -338,11 +338,11 @@ func splitInputs() []dataCase {
 	return cases
 }
 
-// splitPoints returns every split point of an input of n octets, or for
+// dataSplitPoints returns every split point of an input of n octets, or for
 // longer inputs a sample: the first and last few, some spread over the
 // input, and those next to the first multiples of the line limits used in
 // the tables and of the writer's buffer size.
-func splitPoints(n int) []int {
+func dataSplitPoints(n int) []int {
 	if n <= 1100 {
 		ps := make([]int, n+1)
 		for i := range ps {
@@ -374,11 +374,11 @@ func splitPoints(n int) []int {
 }
 
 func TestDataWriterSplitWrites(t *testing.T) {
-	for _, tc := range splitInputs() {
+	for _, tc := range dataSplitInputs() {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
 			whole := dataEncode(t, tc.limit, in)
-			checkData(t, in, whole, tc.limit)
+			dataCheck(t, in, whole, tc.limit)
 			if tc.want != "" || tc.in == "" {
 				if string(whole) != tc.want+".\r\n" {
 					t.Fatalf("got %q, want %q", whole, tc.want+".\r\n")
@@ -391,7 +391,7 @@ func TestDataWriterSplitWrites(t *testing.T) {
 			if got := dataEncode(t, tc.limit, bytewise...); !bytes.Equal(got, whole) {
 				t.Fatalf("byte by byte:\ngot  %q\nwant %q", got, whole)
 			}
-			for _, i := range splitPoints(len(in)) {
+			for _, i := range dataSplitPoints(len(in)) {
 				if got := dataEncode(t, tc.limit, in[:i], in[i:]); !bytes.Equal(got, whole) {
 					t.Fatalf("split at %d:\ngot  %q\nwant %q", i, got, whole)
 				}
@@ -401,20 +401,20 @@ func TestDataWriterSplitWrites(t *testing.T) {
 }
 
 func TestCRLFReaderSplitReads(t *testing.T) {
-	for _, tc := range splitInputs() {
+	for _, tc := range dataSplitInputs() {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
-			whole := bdatEncode(t, tc.limit, 4096, in)
-			checkBDAT(t, in, whole, tc.limit)
+			whole := dataBDATEncode(t, tc.limit, 4096, in)
+			dataCheckBDAT(t, in, whole, tc.limit)
 			bytewise := make([][]byte, len(in))
 			for i := range in {
 				bytewise[i] = in[i : i+1]
 			}
-			if got := bdatEncode(t, tc.limit, 3, bytewise...); !bytes.Equal(got, whole) {
+			if got := dataBDATEncode(t, tc.limit, 3, bytewise...); !bytes.Equal(got, whole) {
 				t.Fatalf("byte by byte:\ngot  %q\nwant %q", got, whole)
 			}
-			for _, i := range splitPoints(len(in)) {
-				if got := bdatEncode(t, tc.limit, 4096, in[:i], in[i:]); !bytes.Equal(got, whole) {
+			for _, i := range dataSplitPoints(len(in)) {
+				if got := dataBDATEncode(t, tc.limit, 4096, in[:i], in[i:]); !bytes.Equal(got, whole) {
 					t.Fatalf("split at %d:\ngot  %q\nwant %q", i, got, whole)
 				}
 			}
@@ -496,7 +496,7 @@ func TestDataWriterCounters(t *testing.T) {
 	}
 }
 
-func TestHas8bit(t *testing.T) {
+func TestDataHas8bit(t *testing.T) {
 	for n := range 40 {
 		p := bytes.Repeat([]byte{'a'}, n)
 		if has8bit(p) {
@@ -653,8 +653,8 @@ type dataEmptyReader struct{}
 
 func (dataEmptyReader) Read([]byte) (int, error) { return 0, nil }
 
-// randomData returns n octets drawn from alphabet.
-func randomData(rng *rand.Rand, n int, alphabet string) []byte {
+// dataRandom returns n octets drawn from alphabet.
+func dataRandom(rng *rand.Rand, n int, alphabet string) []byte {
 	p := make([]byte, n)
 	for i := range p {
 		p[i] = alphabet[rng.Intn(len(alphabet))]
@@ -662,8 +662,8 @@ func randomData(rng *rand.Rand, n int, alphabet string) []byte {
 	return p
 }
 
-// randomSplit cuts p into pieces at random points.
-func randomSplit(rng *rand.Rand, p []byte) [][]byte {
+// dataRandomSplit cuts p into pieces at random points.
+func dataRandomSplit(rng *rand.Rand, p []byte) [][]byte {
 	var parts [][]byte
 	for len(p) > 0 {
 		k := rng.Intn(len(p) + 1)
@@ -680,16 +680,16 @@ func TestDataWriterProperties(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	limits := []int{0, 998, 1, 2, 3, 5, 8, 13}
 	for i := range 2000 {
-		in := randomData(rng, rng.Intn(300), "a.\r\n\x00\xff ")
+		in := dataRandom(rng, rng.Intn(300), "a.\r\n\x00\xff ")
 		limit := limits[rng.Intn(len(limits))]
-		parts := randomSplit(rng, in)
+		parts := dataRandomSplit(rng, in)
 		out := dataEncode(t, limit, parts...)
-		checkData(t, in, out, limit)
+		dataCheck(t, in, out, limit)
 		if whole := dataEncode(t, limit, in); !bytes.Equal(out, whole) {
 			t.Fatalf("case %d: split writes differ from one write", i)
 		}
-		bdat := bdatEncode(t, limit, 1+rng.Intn(64), parts...)
-		checkBDAT(t, in, bdat, limit)
+		bdat := dataBDATEncode(t, limit, 1+rng.Intn(64), parts...)
+		dataCheckBDAT(t, in, bdat, limit)
 	}
 }
 
@@ -757,13 +757,15 @@ func TestDataWriterConstantMemory(t *testing.T) {
 	if d.Input() != int64(blocks*len(block)) {
 		t.Errorf("Input() = %d, want %d", d.Input(), blocks*len(block))
 	}
-	// The writer itself is two allocations (the struct and its buffer);
-	// allow some slack for the runtime, but nothing that grows with the
+	// The writer itself is one or two allocations (its buffer, and the
+	// struct if it escapes). The bounds leave room for whatever else the
+	// test binary runs meanwhile, but are far below one allocation per
+	// Write (1600 of them for 100 MiB) or anything that grows with the
 	// input.
 	mallocs := after.Mallocs - before.Mallocs
 	bytesAlloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("%d MiB in: %d allocations, %d bytes allocated", blocks*len(block)>>20, mallocs, bytesAlloc)
-	if mallocs > 50 || bytesAlloc > 256<<10 {
+	if mallocs > 1000 || bytesAlloc > 4<<20 {
 		t.Errorf("%d allocations, %d bytes for %d MiB of input", mallocs, bytesAlloc, total>>20)
 	}
 }
@@ -775,7 +777,7 @@ func TestCRLFReaderConstantMemory(t *testing.T) {
 	}
 	block := dataMemBlock()
 	n := (total + len(block) - 1) / len(block)
-	perBlock := int64(len(refNormalize(block, 998)))
+	perBlock := int64(len(dataRefNormalize(block, 998)))
 	src := &dataRepeatReader{block: block, left: n}
 	buf := make([]byte, 32<<10)
 	var w dataCountWriter
@@ -794,7 +796,7 @@ func TestCRLFReaderConstantMemory(t *testing.T) {
 	mallocs := after.Mallocs - before.Mallocs
 	bytesAlloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("%d MiB in: %d allocations, %d bytes allocated", n*len(block)>>20, mallocs, bytesAlloc)
-	if mallocs > 50 || bytesAlloc > 256<<10 {
+	if mallocs > 1000 || bytesAlloc > 4<<20 {
 		t.Errorf("%d allocations, %d bytes for %d MiB of input", mallocs, bytesAlloc, total>>20)
 	}
 }
@@ -838,13 +840,13 @@ func FuzzDataWriter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, split uint, limit uint8) {
 		i := int(split % uint(len(in)+1))
 		out := dataEncode(t, int(limit), in[:i], in[i:])
-		checkData(t, in, out, int(limit))
+		dataCheck(t, in, out, int(limit))
 		if whole := dataEncode(t, int(limit), in); !bytes.Equal(out, whole) {
 			t.Fatalf("split at %d differs from one write:\n%q\n%q", i, out, whole)
 		}
 		// DATA and BDAT must agree on the lines.
-		text, _, _ := serverDecode(out)
-		if bdat := bdatEncode(t, int(limit), 512, in); !bytes.Equal(text, bdat) {
+		text, _, _ := dataServerDecode(out)
+		if bdat := dataBDATEncode(t, int(limit), 512, in); !bytes.Equal(text, bdat) {
 			t.Fatalf("DATA and BDAT differ:\n%q\n%q", text, bdat)
 		}
 	})
@@ -856,8 +858,8 @@ func FuzzCRLFReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, split uint, limit, readSize uint8) {
 		i := int(split % uint(len(in)+1))
-		out := bdatEncode(t, int(limit), 1+int(readSize), in[:i], in[i:])
-		checkBDAT(t, in, out, int(limit))
+		out := dataBDATEncode(t, int(limit), 1+int(readSize), in[:i], in[i:])
+		dataCheckBDAT(t, in, out, int(limit))
 	})
 }
 
@@ -884,16 +886,33 @@ func dataBenchBody(eol string) []byte {
 	return b.Bytes()[:1<<20]
 }
 
+// dataBenchBodies are the benchmark inputs: realistic mail with LF and
+// with CRLF line endings, and two unusual ones that must not be slow: bare
+// CRs all through, and 1 MiB without any line ending.
+func dataBenchBodies() []struct {
+	name string
+	body []byte
+} {
+	return []struct {
+		name string
+		body []byte
+	}{
+		{"LF", dataBenchBody("\n")},
+		{"CRLF", dataBenchBody("\r\n")},
+		{"BareCR", bytes.Repeat([]byte("a\r"), 1<<19)},
+		{"NoEOL", bytes.Repeat([]byte("x"), 1<<20)},
+	}
+}
+
 func BenchmarkDataWriter(b *testing.B) {
-	for _, eol := range []struct{ name, eol string }{{"LF", "\n"}, {"CRLF", "\r\n"}} {
-		b.Run(eol.name, func(b *testing.B) {
-			body := dataBenchBody(eol.eol)
+	for _, bb := range dataBenchBodies() {
+		b.Run(bb.name, func(b *testing.B) {
 			var w dataCountWriter
-			b.SetBytes(int64(len(body)))
+			b.SetBytes(int64(len(bb.body)))
 			b.ReportAllocs()
 			for b.Loop() {
 				d := newDataWriter(&w, 998)
-				d.Write(body)
+				d.Write(bb.body)
 				if err := d.Close(); err != nil {
 					b.Fatal(err)
 				}
@@ -903,16 +922,15 @@ func BenchmarkDataWriter(b *testing.B) {
 }
 
 func BenchmarkCRLFReader(b *testing.B) {
-	for _, eol := range []struct{ name, eol string }{{"LF", "\n"}, {"CRLF", "\r\n"}} {
-		b.Run(eol.name, func(b *testing.B) {
-			body := dataBenchBody(eol.eol)
+	for _, bb := range dataBenchBodies() {
+		b.Run(bb.name, func(b *testing.B) {
 			buf := make([]byte, 32<<10)
-			src := bytes.NewReader(body)
+			src := bytes.NewReader(bb.body)
 			var w dataCountWriter
-			b.SetBytes(int64(len(body)))
+			b.SetBytes(int64(len(bb.body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				src.Reset(body)
+				src.Reset(bb.body)
 				if _, err := io.CopyBuffer(&w, newCRLFReader(src, 998), buf); err != nil {
 					b.Fatal(err)
 				}

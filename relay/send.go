@@ -46,7 +46,7 @@ const (
 // parameter is sent at all.
 type MailOptions struct {
 	// Size is the message size in octets with CRLF line endings, before
-	// dot-stuffing (RFC 1870). 0: unknown, not sent. When the server's
+	// dot-stuffing (RFC 1870: an estimate). 0: unknown, not sent. When the server's
 	// declared limit is smaller, the message is refused locally with
 	// 552 5.3.4 before MAIL.
 	Size int64
@@ -469,7 +469,9 @@ func withOutcomeUnknown(err error) error {
 // delivered.
 func (c *Client) writeData(ctx context.Context, r io.Reader) (*Reply, error) {
 	bw := &blockWriter{c: c, ctx: ctx}
+	defer bw.watch()()
 	dw := newDataWriter(bw, 998)
+	defer dw.release()
 	_, err := io.Copy(dw, r)
 	if err == nil {
 		err = dw.Close()
@@ -487,6 +489,25 @@ func (c *Client) writeData(ctx context.Context, r io.Reader) (*Reply, error) {
 		return early, &Error{Reply: *early, Command: "DATA (during transfer)", Server: c.server, kind: ErrData}
 	}
 	return nil, c.fail(ctx, "sending message data", err)
+}
+
+// watch interrupts the writes when the context is cancelled, for the
+// whole data phase; the returned function stops watching.
+func (w *blockWriter) watch() func() {
+	if w.ctx.Done() == nil {
+		return func() {}
+	}
+	conn := w.c.conn
+	done := make(chan struct{})
+	stop := context.AfterFunc(w.ctx, func() {
+		conn.SetWriteDeadline(aLongTimeAgo)
+		close(done)
+	})
+	return func() {
+		if !stop() {
+			<-done
+		}
+	}
 }
 
 // blockWriter writes message data to the connection with a fresh
@@ -515,13 +536,13 @@ func (w *blockWriter) Write(p []byte) (int, error) {
 		deadline = dl
 	}
 	c.conn.SetWriteDeadline(deadline)
+	// A cancellation that came before the deadline was set is seen here;
+	// one that comes later moves the deadline into the past (watch).
 	if err := w.ctx.Err(); err != nil {
 		w.err = err
 		return 0, err
 	}
-	stop := context.AfterFunc(w.ctx, func() { c.conn.SetWriteDeadline(aLongTimeAgo) })
 	n, err := c.conn.Write(p)
-	stop()
 	if err != nil {
 		if w.ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", context.Cause(w.ctx), err)
@@ -535,9 +556,10 @@ func (w *blockWriter) Write(p []byte) (int, error) {
 
 // SendOptions tune SendMail.
 type SendOptions struct {
-	// Mail holds the MAIL FROM parameters. Size is filled in from the
-	// message when it is an *os.File, *bytes.Reader or *strings.Reader
-	// and left 0 otherwise.
+	// Mail holds the MAIL FROM parameters. When Size is 0 it is estimated
+	// from the message's remaining length when it is an *os.File,
+	// *bytes.Reader or *strings.Reader (line endings not yet CRLF, so it
+	// can be a little low) and left 0 otherwise.
 	Mail MailOptions
 	// Rcpt holds the RCPT TO parameters used for every recipient, except
 	// OriginalRecipient, which comes from OriginalRecipients.
@@ -1047,6 +1069,8 @@ func (c *Client) sendBDAT(ctx context.Context, msg io.Reader, size int) (*Reply,
 	src := bufio.NewReaderSize(newCRLFReader(msg, 998), size)
 	buf := make([]byte, size)
 	var total int64
+	bw := &blockWriter{c: c, ctx: ctx}
+	defer bw.watch()()
 	for {
 		n, rerr := io.ReadFull(src, buf)
 		if rerr == io.ErrUnexpectedEOF || rerr == io.EOF {
@@ -1063,7 +1087,6 @@ func (c *Client) sendBDAT(ctx context.Context, msg io.Reader, size int) (*Reply,
 			line += " LAST"
 		}
 		c.debugf("send: %s", line)
-		bw := &blockWriter{c: c, ctx: ctx}
 		_, err := bw.Write([]byte(line + "\r\n"))
 		if err == nil {
 			_, err = bw.Write(buf[:n])

@@ -472,7 +472,11 @@ func (c *Client) writeData(ctx context.Context, r io.Reader) (*Reply, error) {
 	defer bw.watch()()
 	dw := newDataWriter(bw, 998)
 	defer dw.release()
-	_, err := io.Copy(dw, r)
+	in := dataBufPool.Get().(*[dataBufSize]byte)
+	defer dataBufPool.Put(in)
+	// The wrapper hides WriterTo/ReaderFrom, which would bring their own
+	// buffers.
+	_, err := io.CopyBuffer(dw, struct{ io.Reader }{r}, in[:])
 	if err == nil {
 		err = dw.Close()
 	}
@@ -721,7 +725,15 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 		}
 		todo = append(retry, todo...)
 		if len(retry) > 0 && len(retry) == len(batch) {
-			break // no progress: the server deferred every recipient
+			// No progress: the server deferred every recipient. Those not
+			// tried share their fate.
+			for _, i := range todo {
+				if res.Recipients[i].Err == nil {
+					res.Recipients[i].Err = &localError{code: 452, enh: EnhancedCode{4, 5, 3},
+						msg: "not sent: the server deferred every recipient of the previous transaction", kinds: []error{ErrRecipientsRefused}}
+				}
+			}
+			break
 		}
 	}
 	if res.Delivered() == 0 {
@@ -782,6 +794,10 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 		pipelined = false
 	}
 	useDataCmd := !chunking
+	for _, i := range batch {
+		// A recipient deferred by an earlier transaction starts afresh.
+		res.Recipients[i].Reply, res.Recipients[i].Err = nil, nil
+	}
 	c.rcpts = nil
 	c.utf8 = strings.Contains(mailLine, " SMTPUTF8")
 

@@ -564,3 +564,130 @@ func TestReaderErrorNeverEndsData(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
+
+// IPv6: "[::1]:port" and a bare "::1" with the port split off by
+// smtplib's rule (one colon only) are handled.
+func TestDialIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("this machine has no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("220 v6.test\r\n"))
+		buf := make([]byte, 512)
+		c.Read(buf) // EHLO
+		c.Write([]byte("250 v6.test\r\n"))
+		c.Read(buf) // QUIT
+		c.Write([]byte("221 bye\r\n"))
+	}()
+	c, err := Dial(bg, Options{Address: ln.Addr().String(), TLS: NoTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.LocalName(), "[IPv6:") && !strings.Contains(c.LocalName(), ".") {
+		t.Errorf("local name %q is neither a FQDN nor an IPv6 literal", c.LocalName())
+	}
+	if err := c.Quit(bg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SourceAddr binds the local side (smtplib's source_address).
+func TestDialSourceAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		peer <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Write([]byte("220 x\r\n"))
+		buf := make([]byte, 512)
+		c.Read(buf)
+		c.Write([]byte("250 x\r\n"))
+	}()
+	c, err := Dial(bg, Options{Address: ln.Addr().String(), TLS: NoTLS, SourceAddr: "127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-peer; got != "127.0.0.2" {
+		t.Errorf("server saw %s, want 127.0.0.2", got)
+	}
+	if _, err := Dial(bg, Options{Address: ln.Addr().String(), TLS: NoTLS, SourceAddr: "not an address"}); !errors.Is(err, ErrConnect) {
+		t.Errorf("bad source address: %v", err)
+	}
+}
+
+// Debug level 2 puts a timestamp before each transcript line.
+func TestDebugLevel2Timestamps(t *testing.T) {
+	f := startFake(t, func(s *session) {
+		if s.greetEHLO() {
+			s.quit()
+		}
+	})
+	var buf bytes.Buffer
+	o := plainOpts(f)
+	o.Debug, o.DebugLevel = &buf, 2
+	c := dialFake(t, f, o)
+	c.Quit(bg)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("transcript:\n%s", buf.String())
+	}
+	for _, l := range lines {
+		if len(l) < 16 || l[2] != ':' || l[5] != ':' || l[8] != '.' || l[15] != ' ' {
+			t.Errorf("line without a timestamp: %q", l)
+		}
+	}
+}
+
+// ParseURL maps relay URLs onto Options.
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		addr    string
+		network string
+		lmtp    bool
+		mode    TLSMode
+		bad     bool
+	}{
+		{url: "smtp://mail.example.com", addr: "mail.example.com"},
+		{url: "smtp://mail.example.com:2525/", addr: "mail.example.com:2525"},
+		{url: "submission://mail.example.com", addr: "mail.example.com:587"},
+		{url: "submission://[2001:db8::1]", addr: "[2001:db8::1]:587"},
+		{url: "smtps://mail.example.com", addr: "mail.example.com", mode: ImplicitTLS},
+		{url: "SMTPS://[::1]:4650", addr: "[::1]:4650", mode: ImplicitTLS},
+		{url: "lmtp://127.0.0.1:24", addr: "127.0.0.1:24", lmtp: true},
+		{url: "lmtp:///run/dovecot/lmtp", addr: "/run/dovecot/lmtp", network: "unix", lmtp: true},
+		{url: "mail.example.com", bad: true},
+		{url: "http://x", bad: true},
+		{url: "smtp://user:pw@x", bad: true},
+		{url: "smtp://x:bogus", bad: true},
+		{url: "smtp://x/path", bad: true},
+		{url: "smtp://", bad: true},
+	} {
+		o, err := ParseURL(tc.url)
+		if tc.bad {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("%s: err %v", tc.url, err)
+			}
+			continue
+		}
+		if err != nil || o.Address != tc.addr || o.Network != tc.network || o.LMTP != tc.lmtp || o.TLS != tc.mode {
+			t.Errorf("%s: %+v %v", tc.url, o, err)
+		}
+	}
+}

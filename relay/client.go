@@ -727,7 +727,13 @@ func (c *Client) Auth(ctx context.Context, mech Mechanism) error {
 		return err
 	}
 	if r.Code != 235 {
-		return &Error{Reply: *r, Command: shown, Server: c.server, kind: ErrAuthentication}
+		e := &Error{Reply: *r, Command: shown, Server: c.server, kind: ErrAuthentication}
+		if rep, ok := mech.(ErrorReporter); ok && rep.LastError() != "" {
+			// The OAuth2 mechanisms' JSON error says why the token was
+			// refused (expired, wrong scope).
+			return fmt.Errorf("%w (token refused: %s)", e, rep.LastError())
+		}
+		return e
 	}
 	if v, ok := mech.(interface{ serverVerified() bool }); ok && !v.serverVerified() {
 		// SCRAM: a 235 without the server's signature means the server

@@ -691,3 +691,33 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// An OAuth2 token refused: the server's JSON error comes in a 334, the
+// client answers with an empty line, and the 535 error carries the JSON.
+func TestXOAUTH2RefusedReportsServerError(t *testing.T) {
+	const js = `{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO("AUTH XOAUTH2 OAUTHBEARER PLAIN") {
+			return
+		}
+		// With a token, OAUTHBEARER is preferred; it is refused as
+		// unknown here so the client moves on to XOAUTH2.
+		s.expectPrefix("AUTH OAUTHBEARER ")
+		s.send("504 5.5.4 unrecognized mechanism")
+		s.expect("AUTH XOAUTH2 dXNlcj1tZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB0b2sBAQ==")
+		s.send("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==")
+		s.expect("")
+		s.send("535 5.7.8 Username and Password not accepted")
+	})
+	o := plainOpts(f)
+	o.Auth = &Credentials{Username: "me@example.com", Token: "tok"}
+	_, err := Dial(bg, o)
+	var se *Error
+	if !errors.Is(err, ErrAuthentication) || !errors.As(err, &se) || se.Code != 535 || IsTemporary(err) {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(err.Error(), js) {
+		t.Errorf("error lacks the server's JSON: %v", err)
+	}
+	f.wait()
+}

@@ -112,6 +112,7 @@ type ConnError struct {
 	kinds  []error
 }
 
+// Error formats the failure as "server: stage: cause".
 func (e *ConnError) Error() string {
 	msg := e.Err.Error()
 	if e.Server != "" {
@@ -144,6 +145,7 @@ type RecipientsError struct {
 	kinds      []error
 }
 
+// Error lists each recipient with its reply.
 func (e *RecipientsError) Error() string {
 	var b strings.Builder
 	b.WriteString("recipients refused: ")

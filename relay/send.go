@@ -446,7 +446,11 @@ func (c *Client) lmtpReplies(ctx context.Context, rcpts []string) ([]RecipientRe
 		}
 	}
 	if failed {
-		return res, &RecipientsError{Recipients: res, kinds: []error{ErrData}}
+		kinds := []error{ErrData}
+		if c.broken != nil {
+			kinds = append(kinds, ErrOutcomeUnknown, ErrServerDisconnected)
+		}
+		return res, &RecipientsError{Recipients: res, kinds: kinds}
 	}
 	return res, nil
 }
@@ -737,11 +741,14 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 		}
 	}
 	if res.Delivered() == 0 {
+		// The error is also each stage sentinel that some recipient's
+		// error carries, so that errors.Is(err, ErrOutcomeUnknown) warns
+		// of a possible duplicate.
 		kinds := []error{ErrRecipientsRefused}
-		if c.lmtp || res.Reply != nil {
+		for _, k := range []error{ErrData, ErrOutcomeUnknown, ErrServerDisconnected} {
 			for _, rr := range res.Recipients {
-				if errors.Is(rr.Err, ErrData) {
-					kinds = append(kinds, ErrData)
+				if errors.Is(rr.Err, k) {
+					kinds = append(kinds, k)
 					break
 				}
 			}

@@ -447,8 +447,13 @@ func (c *Client) lmtpReplies(ctx context.Context, rcpts []string) ([]RecipientRe
 	}
 	if failed {
 		kinds := []error{ErrData}
-		if c.broken != nil {
-			kinds = append(kinds, ErrOutcomeUnknown, ErrServerDisconnected)
+		for _, k := range []error{ErrOutcomeUnknown, ErrServerDisconnected} {
+			for _, rr := range res {
+				if errors.Is(rr.Err, k) {
+					kinds = append(kinds, k)
+					break
+				}
+			}
 		}
 		return res, &RecipientsError{Recipients: res, kinds: kinds}
 	}
@@ -758,11 +763,18 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 	return res, nil
 }
 
-// readerSize returns the remaining size of common seekable readers
-// (*bytes.Reader, *strings.Reader, a regular *os.File), or 0.
+// readerSize returns the size the remaining message will have on the
+// wire with CRLF line endings, exactly for *bytes.Reader and
+// *strings.Reader (counted without moving them), as the byte count for a
+// regular *os.File (an estimate: bare LFs will grow), or 0.
 func readerSize(r io.Reader) int64 {
-	if l, ok := r.(interface{ Len() int }); ok {
-		return int64(l.Len())
+	type memReader interface {
+		io.ReaderAt
+		Len() int
+		Size() int64
+	}
+	if m, ok := r.(memReader); ok {
+		return crlfSize(m, m.Size()-int64(m.Len()), m.Size())
 	}
 	f, ok := r.(interface{ Stat() (os.FileInfo, error) })
 	s, ok2 := r.(io.Seeker)
@@ -1140,4 +1152,32 @@ func (c *Client) sendBDAT(ctx context.Context, msg io.Reader, size int) (*Reply,
 			return nil, &Error{Reply: *r, Command: line, Server: c.server, kind: ErrData}
 		}
 	}
+}
+
+// crlfSize counts the octets of r[from:to] once bare LFs and bare CRs
+// have become CRLF.
+func crlfSize(r io.ReaderAt, from, to int64) int64 {
+	var buf [4096]byte
+	n := to - from
+	prevCR := false
+	for off := from; off < to; {
+		k, err := r.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+		for _, b := range buf[:k] {
+			switch {
+			case b == '\n' && !prevCR:
+				n++ // bare LF gains a CR
+			case b != '\n' && prevCR:
+				n++ // bare CR gains an LF
+			}
+			prevCR = b == '\r'
+		}
+		off += int64(k)
+		if err != nil && k == 0 {
+			break
+		}
+	}
+	if prevCR {
+		n++
+	}
+	return n
 }

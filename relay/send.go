@@ -1157,7 +1157,9 @@ func (c *Client) sendBDAT(ctx context.Context, msg io.Reader, size int) (*Reply,
 // crlfSize counts the octets of r[from:to] once bare LFs and bare CRs
 // have become CRLF.
 func crlfSize(r io.ReaderAt, from, to int64) int64 {
-	var buf [4096]byte
+	pb := dataBufPool.Get().(*[dataBufSize]byte)
+	defer dataBufPool.Put(pb)
+	buf := pb[:]
 	n := to - from
 	prevCR := false
 	for off := from; off < to; {

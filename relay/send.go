@@ -764,8 +764,9 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 }
 
 // readerSize returns the size the remaining message will have on the
-// wire with CRLF line endings, exactly for *bytes.Reader and
-// *strings.Reader (counted without moving them), as the byte count for a
+// wire with CRLF line endings, for *bytes.Reader and *strings.Reader
+// counted without moving them (not counting the CRLF the encoder adds to
+// a last line without one, as smtplib counts), as the byte count for a
 // regular *os.File (an estimate: bare LFs will grow), or 0.
 func readerSize(r io.Reader) int64 {
 	type memReader interface {

@@ -1,0 +1,288 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/handoff-mta/handoff/relay"
+)
+
+// passwordCommandTimeout bounds a password_command run; a variable for
+// tests.
+var passwordCommandTimeout = 10 * time.Second
+
+// maxCommandOutput is how much of a password_command's output is kept.
+const maxCommandOutput = 64 << 10
+
+// RelayOptions maps r onto the relay package: relay.Options for Dial and
+// the credentials for AUTH.
+//
+//   - Address, Network and LMTP come from relay.ParseURL(r.URL).
+//   - TLS: smtps:// is relay.ImplicitTLS; an LMTP Unix socket keeps
+//     relay.TLSDefault (no TLS); otherwise starttls "required" (or "") is
+//     relay.STARTTLSRequired, "opportunistic" relay.STARTTLSOpportunistic,
+//     "none" relay.NoTLS.
+//   - TLSConfig: the tls_* keys; tls_min_version "1.3" is TLS 1.3, else
+//     TLS 1.2.
+//   - LocalName is c.Hostname.
+//   - Timeouts: Connect is connect_timeout; Greeting, Hello, StartTLS,
+//     Auth, Mail, Rcpt, DataInit, Command and Quit are command_timeout;
+//     Rset is command_timeout but at most relay's 20s default (it only
+//     probes a reused connection); DataBlock and DataDone are
+//     data_timeout. A zero Duration leaves the relay package's default.
+//
+// Credentials are nil when r has no username. Otherwise the secret is
+// resolved now, from password, password_file (its first line, without
+// the line ending) or password_command (run without a shell, at most 10s,
+// the first line of its standard output; its standard error is
+// discarded). It is the Token when auth lists only XOAUTH2/OAUTHBEARER,
+// else the Password; Mechanisms is auth. Options.Auth is set to the same
+// credentials, so Dial authenticates by itself: do not call Login again.
+//
+// Call it for each connection: a password_file or a token printed by
+// password_command may change. Errors name the relay and the file or
+// command, never the secret nor the command's output. r must not be an
+// mbox: relay.
+func (c *Config) RelayOptions(r *Relay) (relay.Options, *relay.Credentials, error) {
+	fail := func(format string, args ...any) (relay.Options, *relay.Credentials, error) {
+		return relay.Options{}, nil, fmt.Errorf("config: relay %s: "+format, append([]any{r.Name}, args...)...)
+	}
+	if r.IsMbox() {
+		return fail("%s delivers to local mailboxes; it has no SMTP options", r.URL)
+	}
+	o, err := relay.ParseURL(r.URL)
+	if err != nil {
+		return fail("%w", err)
+	}
+	if o.TLS != relay.ImplicitTLS && o.Network != "unix" {
+		switch r.StartTLS {
+		case "", StartTLSRequired:
+			o.TLS = relay.STARTTLSRequired
+		case StartTLSOpportunistic:
+			o.TLS = relay.STARTTLSOpportunistic
+		case StartTLSNone:
+			o.TLS = relay.NoTLS
+		default:
+			return fail("starttls %q is not one of required, opportunistic, none", r.StartTLS)
+		}
+	}
+	var minVersion uint16
+	switch r.TLSMinVersion {
+	case "", "1.2":
+		minVersion = tls.VersionTLS12
+	case "1.3":
+		minVersion = tls.VersionTLS13
+	default:
+		return fail("tls_min_version %q is not 1.2 or 1.3", r.TLSMinVersion)
+	}
+	o.TLSConfig = relay.TLSOptions{
+		ServerName:         r.TLSServerName,
+		CAFile:             r.TLSCAFile,
+		CertFile:           r.TLSCertFile,
+		KeyFile:            r.TLSKeyFile,
+		PinSHA256:          append([]string(nil), r.TLSPinSHA256...),
+		MinVersion:         minVersion,
+		InsecureSkipVerify: r.TLSInsecure,
+	}
+	o.LocalName = c.Hostname
+
+	cmd := r.CommandTimeout.Duration
+	rset := cmd
+	if rset <= 0 || rset > relay.DefaultTimeouts.Rset {
+		rset = relay.DefaultTimeouts.Rset
+	}
+	o.Timeouts = relay.Timeouts{
+		Connect:   r.ConnectTimeout.Duration,
+		Greeting:  cmd,
+		Hello:     cmd,
+		StartTLS:  cmd,
+		Auth:      cmd,
+		Mail:      cmd,
+		Rcpt:      cmd,
+		DataInit:  cmd,
+		DataBlock: r.DataTimeout.Duration,
+		DataDone:  r.DataTimeout.Duration,
+		Rset:      rset,
+		Command:   cmd,
+		Quit:      cmd,
+	}
+
+	if r.Username == "" {
+		return o, nil, nil
+	}
+	secret, err := r.secret()
+	if err != nil {
+		return fail("%w", err)
+	}
+	cred := &relay.Credentials{Username: r.Username, Mechanisms: append([]string(nil), r.Auth...)}
+	if r.oauth() {
+		cred.Token = secret
+	} else {
+		cred.Password = secret
+	}
+	o.Auth = cred
+	return o, cred, nil
+}
+
+// oauth reports whether auth lists only OAuth2 mechanisms.
+func (r *Relay) oauth() bool {
+	if len(r.Auth) == 0 {
+		return false
+	}
+	for _, m := range r.Auth {
+		if !isOAuth(m) {
+			return false
+		}
+	}
+	return true
+}
+
+func isOAuth(m string) bool {
+	m = strings.ToUpper(m)
+	return m == "XOAUTH2" || m == "OAUTHBEARER"
+}
+
+// secret resolves the relay's password or token.
+func (r *Relay) secret() (string, error) {
+	switch {
+	case r.Password != "":
+		return r.Password, nil
+	case r.PasswordFile != "":
+		data, err := readFile(r.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("reading password_file %s: %w", r.PasswordFile, pathErr(err))
+		}
+		line := firstLine(data)
+		if line == "" {
+			return "", fmt.Errorf("password_file %s: the first line is empty", r.PasswordFile)
+		}
+		return line, nil
+	case r.PasswordCommand != "":
+		return runPasswordCommand(r.PasswordCommand)
+	}
+	return "", fmt.Errorf("username %q has no password, password_file or password_command", r.Username)
+}
+
+// firstLine returns data up to the first LF, without a CR before it.
+func firstLine(data []byte) string {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	return string(bytes.TrimSuffix(line, []byte("\r")))
+}
+
+// runPasswordCommand runs command as described on RelayOptions and
+// returns the first line of its output.
+func runPasswordCommand(command string) (string, error) {
+	words, err := splitWords(command)
+	if err != nil {
+		return "", err
+	}
+	if len(words) == 0 {
+		return "", errors.New("password_command is empty")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), passwordCommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, words[0], words[1:]...)
+	out := &capBuffer{max: maxCommandOutput}
+	cmd.Stdout = out
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return "", fmt.Errorf("password_command %s timed out after %v", strconv.Quote(command), passwordCommandTimeout)
+	case err != nil:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("password_command %s failed: %s", strconv.Quote(command), ee.ProcessState)
+		}
+		return "", fmt.Errorf("password_command %s: %w", strconv.Quote(command), err)
+	}
+	line := firstLine(out.buf.Bytes())
+	if line == "" {
+		return "", fmt.Errorf("password_command %s printed nothing on its first line", strconv.Quote(command))
+	}
+	return line, nil
+}
+
+// capBuffer keeps the first max bytes written to it and drops the rest.
+type capBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// splitWords splits a command line into words as a POSIX shell would,
+// without expanding anything: blanks separate words; '...' is literal;
+// in "..." a backslash escapes \ " $ and `; outside quotes a backslash
+// escapes any character. Unquoted | & ; < > ( ) $ ` and a leading ~ are
+// errors, since without a shell they would not do what they seem to.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	end := func() {
+		if inWord {
+			words = append(words, cur.String())
+			cur.Reset()
+			inWord = false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			end()
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated ' quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				switch {
+				case s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\\\"$`", s[i+1]) >= 0:
+					i++
+				case s[i] == '$' || s[i] == '`':
+					return nil, fmt.Errorf("%q inside \"...\" would be expanded by a shell, but the command runs without one; use '...' or a backslash", s[i])
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New("unterminated \" quote")
+			}
+			inWord = true
+		case c == '\\':
+			if i+1 >= len(s) {
+				return nil, errors.New("ends with a lone backslash")
+			}
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case strings.IndexByte("|&;<>()$`", c) >= 0:
+			return nil, fmt.Errorf("%q is a shell operator, but the command runs without a shell; quote it, or run a script (sh -c '...')", c)
+		case c == '~' && !inWord:
+			return nil, errors.New("~ is not expanded: the command runs without a shell; write the full path")
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	end()
+	return words, nil
+}

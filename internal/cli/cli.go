@@ -1,14 +1,14 @@
 // Package cli is handoff's command line. Run takes the whole argument
-// vector, so the interface can be chosen by the name it was called by.
-//
-// Today it has the admin commands that need only the relay package:
-// "handoff version" and "handoff probe URL". The sendmail interface
-// (sendmail, mailq, newaliases) is not built yet; called that way, the
-// program says so and exits 69 (EX_UNAVAILABLE) without reading a message.
+// vector, so the interface is chosen by the name it was called by:
+// sendmail, send-mail, mailq, newaliases, rmail, runq, hoststat and
+// purgestat speak the sendmail interface (internal/sendopt parses it);
+// handoff runs the admin commands, or the sendmail interface when its
+// first argument starts with "-".
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,32 +16,65 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/relay"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
 var Version = "0.1.0-dev"
 
-// sysexits(3) codes used here.
-const (
-	exOK          = 0
-	exUsage       = 64
-	exUnavailable = 69
-	exTempFail    = 75
-)
-
 // Run runs the program with args (args[0] is the name it was called by)
 // and returns the exit status.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return RunEnv(args, processEnv(stdin, stdout, stderr))
+}
+
+// RunEnv is Run with every outside dependency in env, for tests.
+func RunEnv(args []string, env *Env) int {
 	name := "handoff"
 	if len(args) > 0 {
 		name = filepath.Base(args[0])
 		args = args[1:]
 	}
-	if name != "handoff" || (len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help") {
-		fmt.Fprintf(stderr, "%s: the sendmail interface is not implemented yet in this build; no message was read\n", name)
-		return exUnavailable
+	if name == "handoff" && (len(args) == 0 || !strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help") {
+		return admin(args, env)
 	}
+	inv, err := sendopt.Parse(name, args)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
+		return exUsage
+	}
+	for _, w := range inv.Warnings {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", inv.Name, w)
+	}
+	switch inv.Mode {
+	case sendopt.ModeDeliver:
+		return deliverMode(env, inv)
+	case sendopt.ModeSMTP:
+		return smtpMode(env, inv)
+	case sendopt.ModeVerify:
+		return verifyMode(env, inv)
+	case sendopt.ModeAliases:
+		return aliasesMode(env, inv)
+	case sendopt.ModeQueueList:
+		// The queue comes with the next step of the project; until then
+		// nothing is ever queued.
+		fmt.Fprintln(env.Stdout, "Mail queue is empty")
+		return exOK
+	case sendopt.ModeQueueRun, sendopt.ModeNoop:
+		return exOK
+	}
+	fmt.Fprintf(env.Stderr, "%s: mode %v is not supported\n", inv.Name, inv.Mode)
+	return exUsage
+}
+
+// admin runs "handoff COMMAND".
+func admin(args []string, env *Env) int {
+	stdout, stderr := env.Stdout, env.Stderr
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return exOK
@@ -52,6 +85,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exOK
 	case "probe":
 		return probe(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], env)
 	}
 	fmt.Fprintf(stderr, "handoff: unknown command %q (try: handoff help)\n", args[0])
 	return exUsage
@@ -59,6 +94,11 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 const usage = `usage:
   handoff version             print the version
+  handoff config check [-C FILE]
+                              validate the config and print the effective
+                              settings, secrets hidden
+  handoff -t ... / sendmail ...
+                              the sendmail interface (see sendmail(8))
   handoff probe [-v] [-insecure] [-timeout 30s] URL
                               connect to a relay, print its greeting,
                               extensions and TLS, and QUIT; -v shows the

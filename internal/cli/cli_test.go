@@ -8,19 +8,6 @@ import (
 	"testing"
 )
 
-func TestSendmailInterfaceNotYet(t *testing.T) {
-	for _, argv := range [][]string{{"/usr/sbin/sendmail", "-t", "-i"}, {"mailq"}, {"handoff", "-t"}} {
-		var out, errb bytes.Buffer
-		code := Run(argv, strings.NewReader("Subject: x\n\nbody\n"), &out, &errb)
-		if code != exUnavailable {
-			t.Errorf("%v: exit %d, want %d", argv, code, exUnavailable)
-		}
-		if !strings.Contains(errb.String(), "not implemented yet") || strings.Count(errb.String(), "\n") != 1 {
-			t.Errorf("%v: stderr %q", argv, errb.String())
-		}
-	}
-}
-
 func TestUsageErrors(t *testing.T) {
 	cases := map[string][]string{
 		"unknown command": {"handoff", "frobnicate"},

@@ -1,0 +1,453 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/handoff-mta/handoff/config"
+	"github.com/handoff-mta/handoff/internal/mbox"
+	"github.com/handoff-mta/handoff/internal/sendopt"
+	"github.com/handoff-mta/handoff/message"
+	"github.com/handoff-mta/handoff/relay"
+)
+
+// job is one sendmail invocation in the making.
+type job struct {
+	env  *Env
+	inv  *sendopt.Invocation
+	cfg  *config.Config
+	addr addresser
+	// sender is the envelope sender, "" for the null sender <>.
+	sender string
+	login  string // the real user's login name
+	home   string
+}
+
+// loadConfig reads the config named by -C, HANDOFF_CONFIG or the
+// default path.
+func loadConfig(env *Env, inv *sendopt.Invocation) (*config.Config, error) {
+	path := inv.ConfigFile
+	if path == "" {
+		path = env.Getenv("HANDOFF_CONFIG")
+	}
+	return config.Load(path)
+}
+
+// newJob loads the config and decides the envelope sender.
+func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
+	cfg, err := loadConfig(env, inv)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: %v\n", inv.Name, err)
+		return nil, exConfig
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", inv.Name, w)
+	}
+	j := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}}
+	if u, err := env.User(); err == nil {
+		j.login, j.home = u.Username, u.HomeDir
+	}
+	if j.login == "" {
+		j.login = "nobody"
+	}
+	switch {
+	case cfg.Sender != "":
+		j.sender = cfg.Sender
+	case inv.NullSender:
+		j.sender = ""
+	case inv.SenderSet:
+		j.sender = j.addr.qualify(inv.Sender)
+	default:
+		j.sender = j.addr.qualify(j.login)
+	}
+	return j, exOK
+}
+
+// fullName is -F, then $NAME, then the passwd full name.
+func (j *job) fullName() string {
+	if j.inv.FullName != "" {
+		return j.inv.FullName
+	}
+	if n := j.env.Getenv("NAME"); n != "" {
+		return n
+	}
+	if u, err := j.env.User(); err == nil {
+		name, _, _ := strings.Cut(u.Name, ",")
+		return name
+	}
+	return ""
+}
+
+// deliverMode is the sendmail -bm path: read, prepare, route, deliver.
+func deliverMode(env *Env, inv *sendopt.Invocation) int {
+	j, code := newJob(env, inv)
+	if j == nil {
+		io.Copy(io.Discard, env.Stdin)
+		return code
+	}
+	// Recipients on the command line are checked before the message is
+	// read, so a usage error costs the caller nothing.
+	var argRcpts []string
+	for _, a := range inv.Recipients {
+		list, err := message.ParseAddressList(a)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "%s: bad recipient %q: %v\n", inv.Name, a, err)
+			io.Copy(io.Discard, env.Stdin)
+			return exDataErr
+		}
+		argRcpts = append(argRcpts, list...)
+	}
+	if len(argRcpts) == 0 && !inv.ExtractRecipients {
+		fmt.Fprintf(env.Stderr, "%s: no recipients given (name them as arguments, or use -t to read them from the message)\n", inv.Name)
+		io.Copy(io.Discard, env.Stdin)
+		return exUsage
+	}
+	msg, err := message.Prepare(env.Stdin, message.Options{
+		IgnoreDots:        inv.IgnoreDots,
+		ExtractRecipients: inv.ExtractRecipients,
+		Sender:            j.sender,
+		FullName:          j.fullName(),
+		Hostname:          j.cfg.Hostname,
+		Qualify:           j.addr.headerAddress,
+		Now:               env.Now,
+		Rand:              env.Rand,
+	})
+	if err != nil {
+		var me *message.Error
+		if errors.As(err, &me) {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", inv.Name, err)
+			return exDataErr
+		}
+		fmt.Fprintf(env.Stderr, "%s: reading the message: %v\n", inv.Name, err)
+		return exIOErr
+	}
+	defer msg.Close()
+	if msg.Drained > 0 {
+		fmt.Fprintf(env.Stderr, "%s: warning: %d bytes after the lone \".\" line were discarded (use -i to keep them)\n", inv.Name, msg.Drained)
+	}
+	rcpts := append(argRcpts, msg.Recipients...)
+	return j.deliver(msg, rcpts)
+}
+
+// deliver routes and delivers a prepared message and reports the
+// outcome; it is shared by -bm and -bs.
+func (j *job) deliver(msg *message.Message, rcpts []string) int {
+	var expanded []string
+	for _, r := range rcpts {
+		list, err := j.addr.expand(r)
+		if err != nil {
+			fmt.Fprintf(j.env.Stderr, "%s: %v\n", j.inv.Name, err)
+			return exConfig
+		}
+		expanded = append(expanded, list...)
+	}
+	expanded = dedupe(expanded)
+	if len(expanded) == 0 {
+		fmt.Fprintf(j.env.Stderr, "%s: no recipients: none on the command line and none in To, Cc or Bcc\n", j.inv.Name)
+		j.deadLetter(msg)
+		return exUsage
+	}
+	out := j.send(msg, expanded)
+	return j.report(msg, out)
+}
+
+// outcome is what happened to each recipient.
+type outcome struct {
+	rcpt  string
+	via   string // relay name or "local"
+	reply *relay.Reply
+	err   error
+}
+
+// plan groups recipients by their list of candidate relays.
+type route struct {
+	relays []*config.Relay // failover order; empty for local delivery without a config
+	rcpts  []string
+}
+
+// routeAll decides where each recipient goes. Without any relay in the
+// config, local names go to their mailbox and anything else is an error
+// naming the file to create.
+func (j *job) routeAll(rcpts []string) ([]*route, []outcome) {
+	var routes []*route
+	var failed []outcome
+	byKey := map[string]*route{}
+	for _, r := range rcpts {
+		_, domain := split(r)
+		var relays []*config.Relay
+		if len(j.cfg.Relays) > 0 {
+			relays = j.cfg.Routes(j.sender, strings.ToLower(domain))
+			if len(relays) == 0 {
+				failed = append(failed, outcome{rcpt: r, err: errorf(exUnavailable,
+					fmt.Sprintf("no [[relay]] in %s matches recipient domain %q and sender %q", j.cfg.Path, domain, j.sender))})
+				continue
+			}
+		} else if !j.addr.isLocalDomain(domain) {
+			failed = append(failed, outcome{rcpt: r, err: errorf(exConfig,
+				fmt.Sprintf("no relay configured for %s: create %s with a [[relay]] (see handoff.toml(5))", domain, config.DefaultPath))})
+			continue
+		}
+		key := ""
+		for _, rl := range relays {
+			key += rl.Name + "\x00"
+		}
+		rt := byKey[key]
+		if rt == nil {
+			rt = &route{relays: relays}
+			byKey[key] = rt
+			routes = append(routes, rt)
+		}
+		rt.rcpts = append(rt.rcpts, r)
+	}
+	return routes, failed
+}
+
+// send delivers to every route, trying each route's relays in order for
+// the recipients that failed temporarily.
+func (j *job) send(msg *message.Message, rcpts []string) []outcome {
+	routes, out := j.routeAll(rcpts)
+	for _, rt := range routes {
+		if len(rt.relays) == 0 {
+			out = append(out, j.sendLocal(msg, rt.rcpts, "local")...)
+			continue
+		}
+		pending := rt.rcpts
+		var last []outcome
+		for _, rl := range rt.relays {
+			var res []outcome
+			if rl.IsMbox() {
+				res = j.sendLocal(msg, pending, rl.Name)
+			} else {
+				res = j.sendRelay(msg, pending, rl)
+			}
+			pending = pending[:0:0]
+			last = last[:0]
+			for _, o := range res {
+				if o.err != nil && relay.IsTemporary(o.err) {
+					pending = append(pending, o.rcpt)
+					last = append(last, o)
+				} else {
+					out = append(out, o)
+				}
+			}
+			if len(pending) == 0 {
+				break
+			}
+		}
+		out = append(out, last...)
+	}
+	return out
+}
+
+// sendRelay delivers to one relay over SMTP/SMTPS/LMTP.
+func (j *job) sendRelay(msg *message.Message, rcpts []string, rl *config.Relay) []outcome {
+	fail := func(err error) []outcome {
+		out := make([]outcome, len(rcpts))
+		for i, r := range rcpts {
+			out[i] = outcome{rcpt: r, via: rl.Name, err: err, reply: relay.ReplyOf(err)}
+		}
+		return out
+	}
+	opts, cred, err := j.cfg.RelayOptions(rl)
+	if err != nil {
+		return fail(errorf(exConfig, err.Error()))
+	}
+	opts.Auth = cred
+	if j.inv.Verbose > 0 {
+		opts.Debug = j.env.Stderr
+	}
+	ctx := context.Background()
+	c, err := relay.Dial(ctx, opts)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Quit(ctx)
+	r, err := msg.Reader()
+	if err != nil {
+		return fail(errorf(exIOErr, err.Error()))
+	}
+	so := &relay.SendOptions{Mail: relay.MailOptions{Size: msg.Size, UTF8: msg.NeedsSMTPUTF8 || j.inv.SMTPUTF8}}
+	switch {
+	case strings.EqualFold(j.inv.Body, "8BITMIME") || msg.Has8Bit:
+		so.Mail.Body = relay.Body8BitMIME
+	case strings.EqualFold(j.inv.Body, "7BIT"):
+		so.Mail.Body = relay.Body7Bit
+	}
+	so.Mail.Return = relay.DSNReturn(j.inv.Return)
+	so.Mail.EnvelopeID = j.inv.EnvelopeID
+	for _, n := range j.inv.Notify {
+		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(strings.ToUpper(n)))
+	}
+	res, err := c.SendMail(ctx, j.sender, rcpts, r, so)
+	if res == nil {
+		return fail(err)
+	}
+	out := make([]outcome, len(res.Recipients))
+	for i, rr := range res.Recipients {
+		out[i] = outcome{rcpt: rr.Address, via: rl.Name, reply: rr.Reply, err: rr.Err}
+		if rr.Err != nil && rr.Reply == nil {
+			out[i].reply = relay.ReplyOf(rr.Err)
+		}
+	}
+	return out
+}
+
+// sendLocal appends the message to each local recipient's mailbox.
+func (j *job) sendLocal(msg *message.Message, rcpts []string, via string) []outcome {
+	var out []outcome
+	for _, rc := range rcpts {
+		local, _ := split(rc)
+		o := outcome{rcpt: rc, via: via}
+		mb, err := mbox.ForUser(j.env.MailSpool, local)
+		switch {
+		case errors.Is(err, mbox.ErrNoSuchUser):
+			o.err = errorf(exNoUser, fmt.Sprintf("%s: no such local user %q", rc, local))
+		case err != nil:
+			o.err = errorf(exUnavailable, fmt.Sprintf("%s: %v", rc, err))
+		default:
+			if err := mbox.CanWrite(mb); err != nil {
+				o.err = errorf(exNoPerm, err.Error())
+				break
+			}
+			r, err := msg.Reader()
+			if err != nil {
+				o.err = errorf(exIOErr, err.Error())
+				break
+			}
+			if err := mbox.Deliver(mb, j.sender, r, j.env.Now()); err != nil {
+				o.err = errorf(exCantCreat, fmt.Sprintf("%s: %v", mb.Path, err))
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// report prints one line per failed recipient, keeps an undelivered
+// message in dead.letter, mails errors back with -oem, and returns the
+// exit status: 0 when every recipient got the message.
+func (j *job) report(msg *message.Message, out []outcome) int {
+	var failed []outcome
+	delivered := 0
+	for _, o := range out {
+		if o.err == nil {
+			delivered++
+			continue
+		}
+		failed = append(failed, o)
+	}
+	if len(failed) == 0 {
+		return exOK
+	}
+	code := 0
+	for _, o := range failed {
+		if j.inv.ErrorMode != 'q' {
+			fmt.Fprintf(j.env.Stderr, "%s: %s: %v\n", j.inv.Name, o.rcpt, o.err)
+		}
+		c := exitFor(o.err)
+		code = worse(code, c)
+	}
+	if delivered == 0 {
+		j.deadLetter(msg)
+	}
+	if j.inv.ErrorMode == 'm' || j.inv.ErrorMode == 'w' || j.inv.ErrorMode == 'e' {
+		if j.mailErrors(msg, failed) && j.inv.ErrorMode == 'e' {
+			return exOK
+		}
+	}
+	return code
+}
+
+// worse picks the exit status to report when recipients failed in
+// different ways: a temporary failure wins (the caller may retry), then
+// the more specific permanent codes.
+func worse(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case 0:
+			return 0
+		case exTempFail:
+			return 100
+		case exConfig:
+			return 90
+		case exNoPerm:
+			return 80
+		case exUnavailable:
+			return 50
+		case exNoUser:
+			return 40
+		}
+		return 60
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// deadLetter appends an undelivered message to ~/dead.letter, as
+// sendmail does, unless the input came from a terminal.
+func (j *job) deadLetter(msg *message.Message) {
+	if j.home == "" || j.env.StdinIsTerminal() {
+		return
+	}
+	r, err := msg.Reader()
+	if err != nil {
+		return
+	}
+	path, err := mbox.DeadLetter(j.home, j.sender, r, j.env.Now())
+	if err != nil {
+		fmt.Fprintf(j.env.Stderr, "%s: could not save the message to dead.letter: %v\n", j.inv.Name, err)
+		return
+	}
+	fmt.Fprintf(j.env.Stderr, "%s: message saved in %s\n", j.inv.Name, path)
+}
+
+// mailErrors sends the sender a report of the failed recipients (-oem).
+// It reports whether the report was sent.
+func (j *job) mailErrors(orig *message.Message, failed []outcome) bool {
+	if j.sender == "" {
+		return false
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", j.cfg.Hostname)
+	fmt.Fprintf(&b, "To: %s\n", j.sender)
+	fmt.Fprintf(&b, "Subject: Undelivered Mail Returned to Sender\n")
+	fmt.Fprintf(&b, "Auto-Submitted: auto-replied\n\n")
+	fmt.Fprintf(&b, "Your message could not be delivered to these recipients:\n\n")
+	for _, o := range failed {
+		fmt.Fprintf(&b, "  %s: %v\n", o.rcpt, o.err)
+	}
+	b.WriteString("\nThe headers of your message follow.\n\n")
+	b.Write(orig.Header)
+	bounce, err := message.Prepare(strings.NewReader(b.String()), message.Options{
+		IgnoreDots: true,
+		Sender:     "",
+		Hostname:   j.cfg.Hostname,
+		Qualify:    j.addr.headerAddress,
+		Now:        j.env.Now,
+		Rand:       j.env.Rand,
+	})
+	if err != nil {
+		return false
+	}
+	defer bounce.Close()
+	saved := j.sender
+	j.sender = "" // bounces go from the null sender, so they never loop
+	defer func() { j.sender = saved }()
+	list, err := j.addr.expand(saved)
+	if err != nil {
+		return false
+	}
+	for _, o := range j.send(bounce, list) {
+		if o.err != nil {
+			fmt.Fprintf(j.env.Stderr, "%s: could not mail the error report to %s: %v\n", j.inv.Name, saved, o.err)
+			return false
+		}
+	}
+	return true
+}
+

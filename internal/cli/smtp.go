@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/handoff-mta/handoff/internal/sendopt"
+	"github.com/handoff-mta/handoff/internal/smtpin"
+	"github.com/handoff-mta/handoff/message"
+	"github.com/handoff-mta/handoff/relay"
+)
+
+// smtpMode is -bs: an SMTP dialogue on stdin/stdout (Symfony, Laravel,
+// Alpine), each message going through the same preparation, routing and
+// delivery as the command line. The exit status is 0 when the session
+// ended with QUIT, whatever happened to the messages: each got its own
+// reply.
+func smtpMode(env *Env, inv *sendopt.Invocation) int {
+	j, code := newJob(env, inv)
+	if j == nil {
+		fmt.Fprintf(env.Stdout, "421 4.3.0 %s: configuration error, see stderr\r\n", "handoff")
+		return code
+	}
+	srv := &smtpin.Server{
+		Hostname: j.cfg.Hostname,
+		Handler:  &smtpHandler{j: j},
+	}
+	if err := srv.Serve(env.Stdin, env.Stdout); err != nil {
+		fmt.Fprintf(env.Stderr, "%s: SMTP session: %v\n", inv.Name, err)
+		return exProtocol
+	}
+	return exOK
+}
+
+// smtpHandler feeds -bs messages into the job.
+type smtpHandler struct{ j *job }
+
+func (h *smtpHandler) CheckSender(from string) *smtpin.Reply {
+	if from == "" {
+		return nil
+	}
+	if _, err := message.ParseAddressList(from); err != nil {
+		return &smtpin.Reply{Code: 553, Text: "5.1.7 bad sender address: " + oneLine(err.Error())}
+	}
+	return nil
+}
+
+func (h *smtpHandler) CheckRecipient(to string) *smtpin.Reply {
+	list, err := message.ParseAddressList(to)
+	if err != nil || len(list) != 1 {
+		return &smtpin.Reply{Code: 553, Text: "5.1.3 bad recipient address"}
+	}
+	return nil
+}
+
+func (h *smtpHandler) Deliver(envl smtpin.Envelope, data io.Reader) smtpin.Reply {
+	j := *h.j // a copy per message: the sender differs
+	j.sender = ""
+	if !envl.NullSender {
+		j.sender = j.addr.qualify(envl.From)
+	}
+	if j.cfg.Sender != "" {
+		j.sender = j.cfg.Sender
+	}
+	msg, err := message.Prepare(data, message.Options{
+		IgnoreDots: true,
+		Sender:     j.sender,
+		FullName:   j.fullName(),
+		Hostname:   j.cfg.Hostname,
+		Qualify:    j.addr.headerAddress,
+		Now:        j.env.Now,
+		Rand:       j.env.Rand,
+	})
+	if err != nil {
+		io.Copy(io.Discard, data)
+		return smtpin.Reply{Code: 554, Text: "5.6.0 " + oneLine(err.Error())}
+	}
+	defer msg.Close()
+	var rcpts []string
+	for _, r := range envl.To {
+		list, err := j.addr.expand(r)
+		if err != nil {
+			return smtpin.Reply{Code: 451, Text: "4.3.5 " + oneLine(err.Error())}
+		}
+		rcpts = append(rcpts, list...)
+	}
+	out := j.send(msg, dedupe(rcpts))
+	var temp, perm []string
+	var permOut []outcome
+	delivered := 0
+	for _, o := range out {
+		if o.err == nil {
+			delivered++
+			continue
+		}
+		line := o.rcpt + ": " + oneLine(o.err.Error())
+		if relay.IsTemporary(o.err) || exitFor(o.err) == exConfig {
+			temp = append(temp, line)
+		} else {
+			perm = append(perm, line)
+			permOut = append(permOut, o)
+		}
+		fmt.Fprintf(j.env.Stderr, "%s: %s\n", j.inv.Name, line)
+	}
+	switch {
+	case len(temp) == 0 && len(perm) == 0:
+		return smtpin.Reply{Code: 250, Text: "2.0.0 Ok: delivered"}
+	case len(temp) > 0:
+		// Without a queue a partial delivery cannot be finished later:
+		// the client must retry, and the delivered recipients may get a
+		// second copy. Say so.
+		return smtpin.Reply{Code: 451, Text: "4.4.0 not delivered to " + strings.Join(append(temp, perm...), "; ")}
+	case delivered > 0:
+		// Some recipients have the message and the rest failed for good:
+		// accept it, as an MTA does, and tell the sender about the rest.
+		j.mailErrors(msg, permOut)
+		return smtpin.Reply{Code: 250, Text: fmt.Sprintf("2.0.0 Ok: delivered to %d, %d failed (reported to the sender)", delivered, len(perm))}
+	default:
+		return smtpin.Reply{Code: 554, Text: "5.0.0 not delivered to " + strings.Join(perm, "; ")}
+	}
+}
+
+// oneLine keeps a reply text on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}

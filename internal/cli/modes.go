@@ -127,4 +127,3 @@ func configCmd(args []string, env *Env) int {
 	}
 	return exOK
 }
-

@@ -450,4 +450,3 @@ func (j *job) mailErrors(orig *message.Message, failed []outcome) bool {
 	}
 	return true
 }
-

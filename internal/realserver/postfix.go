@@ -377,8 +377,46 @@ func (p *Postfix) stop() bool {
 	return waitGone(pid, pid, 5*time.Second)
 }
 
-// Log returns Postfix's log so far.
+// Log returns Postfix's log so far. Postfix writes its log asynchronously
+// (its daemons send their lines to postlogd), and it logs a delivery only
+// after Dovecot has answered, that is after the message is in the
+// Maildir: to check for something that happens after the SMTP session,
+// use WaitLog.
 func (p *Postfix) Log() string {
 	b, _ := os.ReadFile(p.LogFile)
 	return string(b)
+}
+
+// waitLogTimeout bounds Postfix.WaitLog.
+const waitLogTimeout = 10 * time.Second
+
+// WaitLog polls Postfix's log until one of its lines contains every one of
+// substrs, and returns that line; it fails the test if that takes longer
+// than 10 seconds. For example, WaitLog(t, queueID+": to=<bob@example.test>",
+// "status=sent") waits for the delivery of one message to bob.
+func (p *Postfix) WaitLog(t testing.TB, substrs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(waitLogTimeout)
+	for {
+		for line := range strings.Lines(p.Log()) {
+			if containsAll(line, substrs) {
+				return strings.TrimSuffix(line, "\n")
+			}
+		}
+		if time.Now().After(deadline) {
+			// The log's tail is logged when the test ends (see
+			// StartPostfix).
+			t.Fatalf("realserver: no line with %q in Postfix's log %s after %v", substrs, p.LogFile, waitLogTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func containsAll(s string, substrs []string) bool {
+	for _, sub := range substrs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,7 +1,6 @@
 package realserver
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -504,7 +503,8 @@ func TestPostfixPolicy(t *testing.T) {
 	c.cmd(354, "DATA")
 	sent := sentMessage("alice@example.test", "bob@example.test", "unauthenticated to a local user")
 	c.data(sent)
-	c.expect(250)
+	_, reply := c.expect(250)
+	ids := []string{queueID(t, reply)}
 
 	// A bare message: Postfix adds no Date, Message-ID, From or To.
 	c.cmd(250, "MAIL FROM:<alice@example.test>")
@@ -512,7 +512,8 @@ func TestPostfixPolicy(t *testing.T) {
 	c.cmd(354, "DATA")
 	bare := "Subject: bare\r\n\r\nno other header\r\n"
 	c.data(bare)
-	c.expect(250)
+	_, reply = c.expect(250)
+	ids = append(ids, queueID(t, reply))
 	c.cmd(221, "QUIT")
 
 	msgs := dv.WaitMessages(t, "bob", 2)
@@ -526,9 +527,25 @@ func TestPostfixPolicy(t *testing.T) {
 			t.Errorf("bob's Maildir lacks, unchanged,\n%q\nhas:\n%q", crlfToLF(m), msgs)
 		}
 	}
-	if log := p.Log(); !bytes.Contains([]byte(log), []byte("status=sent")) {
-		t.Errorf("Postfix log has no status=sent:\n%s", log)
+	// Postfix logs a delivery once Dovecot has answered, that is after
+	// the message is in the Maildir, and through postlogd: wait for it.
+	for _, id := range ids {
+		line := p.WaitLog(t, id+": to=<bob@example.test>", "status=sent")
+		if !strings.Contains(line, "["+dv.LMTPSocket+"]") {
+			t.Errorf("delivery of %s not over Dovecot's LMTP socket %s: %s", id, dv.LMTPSocket, line)
+		}
 	}
+}
+
+// queueID returns the queue ID of Postfix's reply to the end of DATA,
+// "2.0.0 Ok: queued as 4Ab1Cd2Ef3".
+func queueID(t *testing.T, reply string) string {
+	t.Helper()
+	_, id, ok := strings.Cut(reply, "queued as ")
+	if id = strings.TrimSpace(id); !ok || id == "" || strings.ContainsAny(id, " :") {
+		t.Fatalf("no queue ID in the reply to DATA: %q", reply)
+	}
+	return id
 }
 
 // TestStartRetriesOnBusyPort hands each server a taken port on its first

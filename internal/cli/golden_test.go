@@ -115,7 +115,7 @@ func runGolden(t *testing.T, dir string) {
 		return strings.NewReplacer(sink.addr, "{{SINK}}", down, "{{DOWN}}", tmp, "{{TMP}}").Replace(s)
 	}
 	got := map[string]string{
-		"want.wire":   sink.received(),
+		"want.wire":   clean(sink.received()),
 		"want.stdout": clean(stdout.String()),
 		"want.stderr": clean(stderr.String()),
 		"want.exit":   strconv.Itoa(code) + "\n",

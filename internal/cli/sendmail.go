@@ -304,9 +304,9 @@ func (j *job) sendLocal(msg *message.Message, rcpts []string, via string) []outc
 		mb, err := mbox.ForUser(j.env.MailSpool, local)
 		switch {
 		case errors.Is(err, mbox.ErrNoSuchUser):
-			o.err = errorf(exNoUser, fmt.Sprintf("%s: no such local user %q", rc, local))
+			o.err = errorf(exNoUser, fmt.Sprintf("no such local user %q", local))
 		case err != nil:
-			o.err = errorf(exUnavailable, fmt.Sprintf("%s: %v", rc, err))
+			o.err = errorf(exUnavailable, err.Error())
 		default:
 			if err := mbox.CanWrite(mb); err != nil {
 				o.err = errorf(exNoPerm, err.Error())

@@ -3,9 +3,15 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -83,5 +89,103 @@ func TestProbeUnreachable(t *testing.T) {
 	}
 	if strings.Count(errb.String(), "\n") != 1 {
 		t.Errorf("want one line, got %q", errb.String())
+	}
+}
+
+// testEnv runs the sendmail interface in-process against a config.
+func testEnv(t *testing.T, cfg string, stdin io.Reader) (*Env, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	tmp := t.TempDir()
+	cfgPath := filepath.Join(tmp, "handoff.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	home := filepath.Join(tmp, "home")
+	os.Mkdir(home, 0o755)
+	return &Env{
+		Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
+		Getenv: func(k string) string {
+			if k == "HANDOFF_CONFIG" {
+				return cfgPath
+			}
+			return ""
+		},
+		User: func() (*user.User, error) {
+			return &user.User{Uid: "1000", Gid: "1000", Username: "alice", Name: "Alice", HomeDir: home}, nil
+		},
+		Now:             time.Now,
+		StdinIsTerminal: func() bool { return false },
+		MailSpool:       filepath.Join(tmp, "spool"),
+	}, &stdout, &stderr
+}
+
+// Hostile input through the whole pipeline: a 9 MB line, NUL bytes,
+// non-UTF-8 headers. It is delivered, no line on the wire exceeds 1000
+// octets, and memory stays bounded.
+func TestHostileInputDelivered(t *testing.T) {
+	s := startSink(t, "")
+	s.discard = true
+	cfg := "hostname = \"h.example.org\"\ndomain = \"example.org\"\n[[relay]]\nurl = \"smtp://" + s.addr + "\"\nstarttls = \"none\"\n"
+	input := io.MultiReader(
+		strings.NewReader("Subject: caf\xe9 \xff\nX-Bin: a\x00b\n\n"),
+		io.LimitReader(repeatReader('x'), 9<<20),
+		strings.NewReader("\nend\x00\n"),
+	)
+	env, _, stderr := testEnv(t, cfg, input)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	code := RunEnv([]string{"sendmail", "-i", "bob@example.net"}, env)
+	runtime.ReadMemStats(&after)
+	s.close()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if s.dataBytes < 9<<20 {
+		t.Fatalf("only %d bytes of data reached the server", s.dataBytes)
+	}
+	if s.maxLine > 1000 {
+		t.Errorf("a line of %d octets (CRLF included) went on the wire", s.maxLine)
+	}
+	if wire := s.received(); !strings.Contains(wire, "BODY=8BITMIME") {
+		t.Errorf("8-bit content not declared: %q", wire)
+	}
+	if grown := after.HeapInuse - min(after.HeapInuse, before.HeapInuse); grown > 8<<20 {
+		t.Errorf("heap grew by %d bytes for a 9 MB message", grown)
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// CR, LF or NUL in an envelope value is refused with exit 65 before
+// anything is read or sent.
+func TestEnvelopeInjectionRefused(t *testing.T) {
+	s := startSink(t, "")
+	cfg := "hostname = \"h.example.org\"\ndomain = \"example.org\"\n[[relay]]\nurl = \"smtp://" + s.addr + "\"\nstarttls = \"none\"\n"
+	for _, args := range [][]string{
+		{"sendmail", "-f", "a@b\r\nRCPT TO:<evil@x>", "bob@example.net"},
+		{"sendmail", "-F", "Name\nBcc: evil@x", "bob@example.net"},
+		{"sendmail", "bob@example.net\nevil@x"},
+		{"sendmail", "-f", "a\x00b", "bob@example.net"},
+	} {
+		env, _, stderr := testEnv(t, cfg, strings.NewReader("Subject: x\n\nbody\n"))
+		if code := RunEnv(args, env); code != exDataErr {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr.String())
+		}
+		if strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%q: want one line, got %q", args, stderr.String())
+		}
+	}
+	s.close()
+	if got := s.received(); got != "" {
+		t.Errorf("something reached the server: %q", got)
 	}
 }

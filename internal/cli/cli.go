@@ -98,7 +98,7 @@ const usage = `usage:
                               validate the config and print the effective
                               settings, secrets hidden
   handoff -t ... / sendmail ...
-                              the sendmail interface (see sendmail(8))
+                              the sendmail interface (see handoff-sendmail(8))
   handoff probe [-v] [-insecure] [-timeout 30s] URL
                               connect to a relay, print its greeting,
                               extensions and TLS, and QUIT; -v shows the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/handoff-mta/handoff/internal/mbox"
 	"github.com/handoff-mta/handoff/relay"
 )
 
@@ -42,6 +43,8 @@ func exitFor(err error) int {
 		return exNoHost
 	case errors.Is(err, relay.ErrAuthentication):
 		return exNoPerm
+	case errors.Is(err, mbox.ErrLocked):
+		return exTempFail
 	case relay.IsTemporary(err):
 		return exTempFail
 	case errors.Is(err, relay.ErrProtocol):

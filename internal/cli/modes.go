@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/handoff-mta/handoff/config"
 	"github.com/handoff-mta/handoff/internal/mbox"
@@ -42,7 +43,13 @@ func verifyMode(env *Env, inv *sendopt.Invocation) int {
 			}
 			for _, rt := range routes {
 				for _, t := range rt.rcpts {
-					fmt.Fprintf(env.Stdout, "%s -> %s: %s\n", r, t, j.describeRoute(rt, t))
+					desc := j.describeRoute(rt, t)
+					fmt.Fprintf(env.Stdout, "%s -> %s: %s\n", r, t, desc)
+					if strings.Contains(desc, "undeliverable: no such local user") {
+						code = worse(code, exNoUser)
+					} else if strings.Contains(desc, "undeliverable") {
+						code = worse(code, exUnavailable)
+					}
 				}
 			}
 		}
@@ -53,7 +60,7 @@ func verifyMode(env *Env, inv *sendopt.Invocation) int {
 // describeRoute says how one recipient of a route would be delivered.
 func (j *job) describeRoute(rt *route, rcpt string) string {
 	if len(rt.relays) == 0 {
-		return j.describeLocal(rcpt)
+		return j.describeLocal(rcpt, j.env.MailSpool)
 	}
 	s := ""
 	for i, rl := range rt.relays {
@@ -61,7 +68,7 @@ func (j *job) describeRoute(rt *route, rcpt string) string {
 			s += ", then "
 		}
 		if rl.IsMbox() {
-			s += "relay " + rl.Name + " (" + j.describeLocal(rcpt) + ")"
+			s += "relay " + rl.Name + " (" + j.describeLocal(rcpt, j.mboxDir(rl)) + ")"
 		} else {
 			s += "relay " + rl.Name + " (" + rl.URL + ")"
 		}
@@ -69,9 +76,9 @@ func (j *job) describeRoute(rt *route, rcpt string) string {
 	return "deliverable: " + s
 }
 
-func (j *job) describeLocal(rcpt string) string {
+func (j *job) describeLocal(rcpt, dir string) string {
 	local, _ := split(rcpt)
-	mb, err := mbox.ForUser(j.env.MailSpool, local)
+	mb, err := mbox.ForUser(dir, local)
 	if errors.Is(err, mbox.ErrNoSuchUser) {
 		return fmt.Sprintf("undeliverable: no such local user %q", local)
 	}

@@ -55,7 +55,7 @@ func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
 	}
 	switch {
 	case cfg.Sender != "":
-		j.sender = cfg.Sender
+		j.sender = j.addr.qualify(cfg.Sender)
 	case inv.NullSender:
 		j.sender = ""
 	case inv.SenderSet:
@@ -211,7 +211,7 @@ func (j *job) send(msg *message.Message, rcpts []string) []outcome {
 	routes, out := j.routeAll(rcpts)
 	for _, rt := range routes {
 		if len(rt.relays) == 0 {
-			out = append(out, j.sendLocal(msg, rt.rcpts, "local")...)
+			out = append(out, j.sendLocal(msg, rt.rcpts, "local", j.env.MailSpool)...)
 			continue
 		}
 		pending := rt.rcpts
@@ -219,7 +219,7 @@ func (j *job) send(msg *message.Message, rcpts []string) []outcome {
 		for _, rl := range rt.relays {
 			var res []outcome
 			if rl.IsMbox() {
-				res = j.sendLocal(msg, pending, rl.Name)
+				res = j.sendLocal(msg, pending, rl.Name, j.mboxDir(rl))
 			} else {
 				res = j.sendRelay(msg, pending, rl)
 			}
@@ -269,11 +269,13 @@ func (j *job) sendRelay(msg *message.Message, rcpts []string, rl *config.Relay) 
 	if err != nil {
 		return fail(errorf(exIOErr, err.Error()))
 	}
-	so := &relay.SendOptions{Mail: relay.MailOptions{Size: msg.Size, UTF8: msg.NeedsSMTPUTF8 || j.inv.SMTPUTF8}}
+	so := &relay.SendOptions{Mail: relay.MailOptions{Size: msg.Size, UTF8: msg.NeedsSMTPUTF8}}
+	// BODY follows the content, not -B: cron always says -B8BITMIME, and
+	// an ASCII message must not fail at a relay without 8BITMIME.
 	switch {
-	case strings.EqualFold(j.inv.Body, "8BITMIME") || msg.Has8Bit:
+	case msg.Has8Bit:
 		so.Mail.Body = relay.Body8BitMIME
-	case strings.EqualFold(j.inv.Body, "7BIT"):
+	case j.inv.Body != "":
 		so.Mail.Body = relay.Body7Bit
 	}
 	so.Mail.Return = relay.DSNReturn(j.inv.Return)
@@ -295,13 +297,23 @@ func (j *job) sendRelay(msg *message.Message, rcpts []string, rl *config.Relay) 
 	return out
 }
 
-// sendLocal appends the message to each local recipient's mailbox.
-func (j *job) sendLocal(msg *message.Message, rcpts []string, via string) []outcome {
+// mboxDir is the mailbox directory of an mbox: relay: its own, or the
+// spool (/var/mail, or the test's) when it names the default.
+func (j *job) mboxDir(rl *config.Relay) string {
+	if d := rl.MboxDir(); d != "" && d != config.DefaultMailDir {
+		return d
+	}
+	return j.env.MailSpool
+}
+
+// sendLocal appends the message to each local recipient's mailbox in
+// dir.
+func (j *job) sendLocal(msg *message.Message, rcpts []string, via, dir string) []outcome {
 	var out []outcome
 	for _, rc := range rcpts {
 		local, _ := split(rc)
 		o := outcome{rcpt: rc, via: via}
-		mb, err := mbox.ForUser(j.env.MailSpool, local)
+		mb, err := mbox.ForUser(dir, local)
 		switch {
 		case errors.Is(err, mbox.ErrNoSuchUser):
 			o.err = errorf(exNoUser, fmt.Sprintf("no such local user %q", local))
@@ -318,7 +330,11 @@ func (j *job) sendLocal(msg *message.Message, rcpts []string, via string) []outc
 				break
 			}
 			if err := mbox.Deliver(mb, j.sender, r, j.env.Now()); err != nil {
-				o.err = errorf(exCantCreat, fmt.Sprintf("%s: %v", mb.Path, err))
+				code := exCantCreat
+				if errors.Is(err, mbox.ErrLocked) {
+					code = exTempFail // someone holds the mailbox: try later
+				}
+				o.err = errorf(code, err.Error())
 			}
 		}
 		out = append(out, o)

@@ -73,7 +73,14 @@ func (p *parser) prepareHeader(m *Message) error {
 		if dropFields[f.lower] {
 			continue
 		}
-		if addressFields[f.lower] && opts.Qualify != nil {
+		switch {
+		case f.lower == "from" && opts.RewriteFrom != "":
+			// The forced sender replaces every address of From:, display
+			// names kept (config rewrite_from).
+			if err := p.rewriteField(f, func(mailbox) (string, error) { return opts.RewriteFrom, nil }); err != nil {
+				return err
+			}
+		case addressFields[f.lower] && opts.Qualify != nil:
 			if err := p.qualifyField(f); err != nil {
 				return err
 			}
@@ -199,6 +206,13 @@ func (p *parser) qualify(mb mailbox) (string, error) {
 // their qualified form, leaving every other byte as it was. A field that
 // does not parse is left alone.
 func (p *parser) qualifyField(f *field) error {
+	return p.rewriteField(f, p.qualify)
+}
+
+// rewriteField replaces each address of an address field with what
+// with returns for it, leaving every other byte as it was. A field that
+// does not parse is left alone.
+func (p *parser) rewriteField(f *field, with func(mailbox) (string, error)) error {
 	v := f.value()
 	mbs, err := parseAddressList(v)
 	if err != nil {
@@ -207,7 +221,7 @@ func (p *parser) qualifyField(f *field) error {
 	var raw []byte // the new field, once an address changed
 	done := 0      // v[:done] is in raw
 	for _, mb := range mbs {
-		q, err := p.qualify(mb)
+		q, err := with(mb)
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,10 @@ type Options struct {
 	// a non-empty address without control characters. nil leaves
 	// addresses as they are.
 	Qualify func(addr string) string
+	// RewriteFrom, when set, replaces every address in the From: field
+	// (display names kept) and is the address of a generated From:. It
+	// is the forced sender of config's sender with rewrite_from.
+	RewriteFrom string
 	// Now gives the time of generated Date: and Resent-Date: fields and
 	// of Message-IDs. Default time.Now.
 	Now func() time.Time
@@ -147,6 +151,9 @@ func (o *Options) setDefaults() error {
 	}
 	if !validHostname(o.Hostname) {
 		return fmt.Errorf("message: Options.Hostname %q is not a host name", o.Hostname)
+	}
+	if hasControl(o.RewriteFrom) {
+		return fmt.Errorf("message: Options.RewriteFrom %q has a control character", o.RewriteFrom)
 	}
 	if hasControl(o.Sender) {
 		return fmt.Errorf("message: Options.Sender %q has a control character", o.Sender)

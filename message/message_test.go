@@ -932,3 +932,18 @@ func TestSpillFailures(t *testing.T) {
 		t.Errorf("files left in TempDir: %v", entries)
 	}
 }
+
+// RewriteFrom replaces the From: addresses and keeps display names and
+// everything else; other fields are untouched.
+func TestRewriteFrom(t *testing.T) {
+	in := "From: \"Web App\" <www-data@web1.example.com>, other@example.net\r\nTo: bob@example.net\r\nReply-To: www-data@web1.example.com\r\nDate: x\r\nMessage-ID: <a@b>\r\n\r\nbody\r\n"
+	m, err := Prepare(strings.NewReader(in), Options{Sender: "noreply@example.com", Hostname: "h.example.com", RewriteFrom: "noreply@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want := "From: \"Web App\" <noreply@example.com>, noreply@example.com\r\nTo: bob@example.net\r\nReply-To: www-data@web1.example.com\r\nDate: x\r\nMessage-ID: <a@b>\r\n\r\n"
+	if string(m.Header) != want {
+		t.Errorf("header\n%q\nwant\n%q", m.Header, want)
+	}
+}

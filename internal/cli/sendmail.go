@@ -66,6 +66,15 @@ func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
 	return j, exOK
 }
 
+// rewriteFrom is the address that replaces From: (config sender with
+// rewrite_from), or "".
+func (j *job) rewriteFrom() string {
+	if j.cfg.Sender != "" && j.cfg.RewriteFrom {
+		return j.sender
+	}
+	return ""
+}
+
 // fullName is -F, then $NAME, then the passwd full name.
 func (j *job) fullName() string {
 	if j.inv.FullName != "" {
@@ -112,6 +121,7 @@ func deliverMode(env *Env, inv *sendopt.Invocation) int {
 		FullName:          j.fullName(),
 		Hostname:          j.cfg.Hostname,
 		Qualify:           j.addr.headerAddress,
+		RewriteFrom:       j.rewriteFrom(),
 		Now:               env.Now,
 		Rand:              env.Rand,
 	})

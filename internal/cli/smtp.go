@@ -64,13 +64,14 @@ func (h *smtpHandler) Deliver(envl smtpin.Envelope, data io.Reader) smtpin.Reply
 		j.sender = j.cfg.Sender
 	}
 	msg, err := message.Prepare(data, message.Options{
-		IgnoreDots: true,
-		Sender:     j.sender,
-		FullName:   j.fullName(),
-		Hostname:   j.cfg.Hostname,
-		Qualify:    j.addr.headerAddress,
-		Now:        j.env.Now,
-		Rand:       j.env.Rand,
+		IgnoreDots:  true,
+		Sender:      j.sender,
+		FullName:    j.fullName(),
+		Hostname:    j.cfg.Hostname,
+		Qualify:     j.addr.headerAddress,
+		RewriteFrom: j.rewriteFrom(),
+		Now:         j.env.Now,
+		Rand:        j.env.Rand,
 	})
 	if err != nil {
 		io.Copy(io.Discard, data)

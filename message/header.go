@@ -127,8 +127,18 @@ func (p *parser) prepareHeader(m *Message) error {
 	var h []byte
 	for _, f := range kept {
 		raw := foldLong(f.raw)
-		if !m.NeedsSMTPUTF8 && !isASCII(raw) && utf8.Valid(raw) {
-			m.NeedsSMTPUTF8 = true
+		if !m.NeedsSMTPUTF8 && addressFields[f.lower] && !isASCII(raw) && utf8.Valid(raw) {
+			// Only a UTF-8 address needs SMTPUTF8; UTF-8 in a display
+			// name or a Subject is 8-bit content (BODY=8BITMIME), which
+			// every relay takes and which SMTPUTF8 would make bounce at
+			// hops without it (PRODUCT.md §3).
+			if mbs, err := parseAddressList(f.value()); err == nil {
+				for _, mb := range mbs {
+					if !isASCII([]byte(mb.addr())) {
+						m.NeedsSMTPUTF8 = true
+					}
+				}
+			}
 		}
 		h = append(h, raw...)
 	}

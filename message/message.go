@@ -83,12 +83,12 @@ type Message struct {
 	// Has8Bit: an octet over 127 in the prepared header block or the
 	// body (a removed Bcc does not count); the relay sends BODY=8BITMIME.
 	Has8Bit bool
-	// NeedsSMTPUTF8: a header field holds UTF-8 (RFC 6532), such as a
-	// non-ASCII address in From, To, Cc, Sender or Reply-To or a raw
-	// UTF-8 Subject, or a recipient is non-ASCII; the relay needs
-	// SMTPUTF8 (RFC 6531). RFC 2047 encoded words are ASCII and do not
-	// count; nor do 8-bit octets that are not UTF-8 (Latin-1), which only
-	// set Has8Bit.
+	// NeedsSMTPUTF8: an address is non-ASCII, in From, To, Cc, Bcc,
+	// Sender, Reply-To (or their Resent- forms) or among the recipients;
+	// the relay needs SMTPUTF8 (RFC 6531). UTF-8 elsewhere in the header
+	// (a Subject, a display name) only sets Has8Bit: it travels as 8-bit
+	// content, which every relay takes, while asking for SMTPUTF8 makes it
+	// bounce at the first hop without it (as Postfix does to Dovecot 2.3).
 	NeedsSMTPUTF8 bool
 	// HasNUL: a NUL octet in the header block or the body. It is carried
 	// as it is; the caller may refuse it or send BINARYMIME.

@@ -555,7 +555,8 @@ func TestFlags(t *testing.T) {
 	}{
 		{name: "ASCII", in: "Subject: x\n\nbody\n"},
 		{name: "Latin-1 subject", in: "Subject: caf\xe9\n\nbody\n", has8Bit: true},
-		{name: "UTF-8 subject", in: "Subject: café\n\nbody\n", has8Bit: true, utf8: true},
+		{name: "UTF-8 subject", in: "Subject: café\n\nbody\n", has8Bit: true},
+		{name: "UTF-8 display name", in: "To: Jörg <j@example.org>\n\nbody\n", has8Bit: true},
 		{name: "UTF-8 address", in: "To: jörg@example.org\n\nbody\n", has8Bit: true, utf8: true},
 		{name: "UTF-8 domain in From", in: "From: a@bücher.example\n\nbody\n", has8Bit: true, utf8: true},
 		{name: "encoded-word display name", in: "To: =?utf-8?q?J=C3=B6rg?= <j@example.org>\n\nbody\n"},

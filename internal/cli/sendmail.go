@@ -40,7 +40,9 @@ func loadConfig(env *Env, inv *sendopt.Invocation) (*config.Config, error) {
 func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
 	cfg, err := loadConfig(env, inv)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s: %v\n", inv.Name, err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(env.Stderr, "%s: %s\n", inv.Name, line)
+		}
 		return nil, exConfig
 	}
 	for _, w := range cfg.Warnings {
@@ -94,7 +96,7 @@ func (j *job) fullName() string {
 func deliverMode(env *Env, inv *sendopt.Invocation) int {
 	j, code := newJob(env, inv)
 	if j == nil {
-		io.Copy(io.Discard, env.Stdin)
+		salvage(env, inv)
 		return code
 	}
 	// Recipients on the command line are checked before the message is
@@ -475,4 +477,25 @@ func (j *job) mailErrors(orig *message.Message, failed []outcome) bool {
 		}
 	}
 	return true
+}
+
+// salvage keeps a message that cannot be sent because the configuration
+// is broken: it is read and appended to ~/dead.letter, prepared with
+// built-in settings, so a typo in the config does not lose cron's output.
+func salvage(env *Env, inv *sendopt.Invocation) {
+	u, err := env.User()
+	if err != nil || u.HomeDir == "" || env.StdinIsTerminal() {
+		io.Copy(io.Discard, env.Stdin)
+		return
+	}
+	// Without a config there is no trustworthy host name; the copy is for
+	// the user to send again, so "localhost" will do.
+	msg, err := message.Prepare(env.Stdin, message.Options{IgnoreDots: inv.IgnoreDots, Sender: u.Username, Hostname: "localhost", Now: env.Now, Rand: env.Rand})
+	if err != nil {
+		io.Copy(io.Discard, env.Stdin)
+		return
+	}
+	defer msg.Close()
+	j := &job{env: env, inv: inv, home: u.HomeDir, sender: u.Username}
+	j.deadLetter(msg)
 }

@@ -230,9 +230,14 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 
 	// Make the queue directory tree with the owners and modes of
 	// $meta_directory/postfix-files.
+	// The phases are timed for the log: on a busy machine each takes
+	// seconds.
+	phase := time.Now()
 	if out, err := p.postfix("post-install", "create-missing"); err != nil {
-		t.Fatalf("realserver: postfix post-install create-missing: %v\n%s\nlog:\n%s", err, out, tailFile(p.LogFile, logTailLines))
+		t.Fatalf("realserver: postfix post-install create-missing after %v: %v\n%s\nlog:\n%s",
+			time.Since(phase).Round(time.Millisecond), err, out, tailFile(p.LogFile, logTailLines))
 	}
+	postInstall := time.Since(phase)
 
 	var failures []string
 	for attempt := 1; attempt <= startAttempts; attempt++ {
@@ -245,7 +250,9 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 		if err := writeSettled(filepath.Join(p.ConfigDir, "master.cf"), masterCF(instance, p.Addr, p.SMTPSAddr)); err != nil {
 			t.Fatalf("realserver: %v", err)
 		}
+		phase = time.Now()
 		out, err := p.postfix("start")
+		start := time.Since(phase)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("attempt %d: postfix start: %v\n%s", attempt, err, out))
 			t.Logf("realserver: Postfix start attempt %d failed after %v: %v %s\n%s", attempt,
@@ -253,10 +260,12 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 			p.stop() // in case something is left
 			continue
 		}
+		phase = time.Now()
 		err = p.waitReady()
 		if err == nil {
-			t.Logf("realserver: Postfix %s ready in %v (SMTP %s, SMTPS %s)",
-				p.Version, time.Since(begin).Round(time.Millisecond), p.Addr, p.SMTPSAddr)
+			t.Logf("realserver: Postfix %s ready in %v (post-install %v, postfix start %v, greetings %v; SMTP %s, SMTPS %s)",
+				p.Version, time.Since(begin).Round(time.Millisecond), postInstall.Round(time.Millisecond),
+				start.Round(time.Millisecond), time.Since(phase).Round(time.Millisecond), p.Addr, p.SMTPSAddr)
 			return p
 		}
 		failures = append(failures, fmt.Sprintf("attempt %d: %v", attempt, err))

@@ -29,9 +29,12 @@ var update = flag.Bool("update", false, "rewrite the golden files of TestGolden"
 //
 //	args          argv, one per line; the first is the name called by
 //	stdin         the input (optional)
-//	config.toml   the config; {{SINK}} is the sink's address, {{DOWN}}
-//	              an address where nothing listens (optional: default
-//	              is hostname/domain only, so local delivery)
+//	config.toml   the config named by HANDOFF_CONFIG; {{SINK}} is the
+//	              sink's address, {{DOWN}} an address where nothing
+//	              listens, {{SPOOL}} the mailbox directory (optional:
+//	              default is hostname/domain only, so local delivery)
+//	alt.toml      a second config, at {{TMP}}/alt.toml, for -C
+//	              ({{TMP}} in args is the case's temporary directory)
 //	script        sink replies: "PREFIX => REPLY" lines; the first rule
 //	              whose PREFIX starts the client's line wins; REPLY may
 //	              hold "\n" for multi-line replies (optional)
@@ -86,6 +89,16 @@ func runGolden(t *testing.T, dir string) {
 	cfgPath := filepath.Join(tmp, "handoff.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// alt.toml, when present, is a second config for -C.
+	if alt, ok := readOpt(t, filepath.Join(dir, "alt.toml")); ok {
+		alt = strings.NewReplacer("{{SINK}}", sink.addr, "{{DOWN}}", down, "{{SPOOL}}", spool).Replace(alt)
+		if err := os.WriteFile(filepath.Join(tmp, "alt.toml"), []byte(alt), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "{{TMP}}", tmp)
 	}
 
 	var stdout, stderr bytes.Buffer

@@ -37,7 +37,7 @@ func Parse(name string, args []string) (*Invocation, error) {
 		// change nothing here.
 		inv.Interface, inv.IgnoreDots, inv.ErrorMode = base, true, ErrorBerkNet
 	case "smtpd":
-		return nil, usagef("smtpd: the SMTP daemon interface is not supported (use handoff daemon)")
+		return nil, usagef("smtpd: the SMTP daemon interface is not supported (handoff does not listen for SMTP connections)")
 	}
 
 	stopped := false // by a non-option, not by "--" or the end
@@ -271,7 +271,7 @@ func (p *parser) mode(v string) error {
 	case 'h', 'H':
 		m = ModeNoop
 	case 'd', 'D':
-		return usagef("unsupported mode %s (use handoff daemon)", opt)
+		return usagef("unsupported mode %s (handoff does not listen for SMTP connections)", opt)
 	default:
 		return usagef("unsupported mode %s", opt)
 	}

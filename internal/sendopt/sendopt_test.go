@@ -503,8 +503,8 @@ func TestUsageErrors(t *testing.T) {
 		{args: args("-odqs"), msg: `-od takes i, f, b, q or d, not "qs"`},
 		{args: args("-oA"), msg: "-oA requires a file name, attached (-oA/etc/aliases)"},
 		// Modes.
-		{args: args("-bd"), msg: "unsupported mode -bd (use handoff daemon)"},
-		{args: args("-bD"), msg: "unsupported mode -bD (use handoff daemon)"},
+		{args: args("-bd"), msg: "unsupported mode -bd (handoff does not listen for SMTP connections)"},
+		{args: args("-bD"), msg: "unsupported mode -bD (handoff does not listen for SMTP connections)"},
 		{args: args("-bt"), msg: "unsupported mode -bt"},
 		{args: args("-ba"), msg: "unsupported mode -ba"},
 		{args: args("-bC"), msg: "unsupported mode -bC"},
@@ -553,7 +553,7 @@ func TestUsageErrors(t *testing.T) {
 		{args: args("-Q"), msg: "option -Q requires a value"},
 		{args: args("-Qreason -qIabc"), msg: "unsupported option -Qreason (quarantining queued messages)"},
 		// Names.
-		{name: "smtpd", args: nil, msg: "smtpd: the SMTP daemon interface is not supported (use handoff daemon)"},
+		{name: "smtpd", args: nil, msg: "smtpd: the SMTP daemon interface is not supported (handoff does not listen for SMTP connections)"},
 		{name: "mailq", args: args("-t"), msg: `mailq takes no arguments (got "-t")`},
 		{name: "mailq", args: args("-vt"), msg: `mailq takes no arguments (got "-vt")`},
 		{name: "mailq", args: args("alice"), msg: `mailq takes no arguments (got "alice")`},

@@ -374,22 +374,32 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return s[len(prefix):], true
 }
 
+// pathArg splits the argument of MAIL or RCPT ("FROM:<path> params")
+// into the path and its parameters. When the syntax is wrong it answers
+// 501 and returns ok false with the error to return.
+func (ss *session) pathArg(arg, prefix, syntax string) (path string, params []param, ok bool, err error) {
+	rest, found := cutPrefixFold(arg, prefix)
+	if !found {
+		return "", nil, false, ss.protocolError(501, syntax)
+	}
+	path, rest, found = splitPath(strings.TrimLeft(rest, " "))
+	if !found || (rest != "" && rest[0] != ' ') {
+		return "", nil, false, ss.protocolError(501, syntax)
+	}
+	params, perr := parseParams(rest)
+	if perr != nil {
+		return "", nil, false, ss.protocolError(501, "5.5.4 Error: "+perr.Error())
+	}
+	return path, params, true, nil
+}
+
 func (ss *session) mail(arg string) error {
 	if ss.inTx {
 		return ss.protocolError(503, "5.5.1 Error: nested MAIL command")
 	}
-	const syntax = "5.5.4 Syntax: MAIL FROM:<address>"
-	rest, ok := cutPrefixFold(arg, "FROM:")
+	path, params, ok, err := ss.pathArg(arg, "FROM:", "5.5.4 Syntax: MAIL FROM:<address>")
 	if !ok {
-		return ss.protocolError(501, syntax)
-	}
-	path, rest, ok := splitPath(strings.TrimLeft(rest, " "))
-	if !ok || (rest != "" && rest[0] != ' ') {
-		return ss.protocolError(501, syntax)
-	}
-	params, err := parseParams(rest)
-	if err != nil {
-		return ss.protocolError(501, "5.5.4 Error: "+err.Error())
+		return err
 	}
 	env := Envelope{}
 	seen := map[string]bool{}
@@ -476,18 +486,9 @@ func (ss *session) rcpt(arg string) error {
 	if !ss.inTx {
 		return ss.protocolError(503, "5.5.1 Error: need MAIL command")
 	}
-	const syntax = "5.5.4 Syntax: RCPT TO:<address>"
-	rest, ok := cutPrefixFold(arg, "TO:")
+	path, params, ok, err := ss.pathArg(arg, "TO:", "5.5.4 Syntax: RCPT TO:<address>")
 	if !ok {
-		return ss.protocolError(501, syntax)
-	}
-	path, rest, ok := splitPath(strings.TrimLeft(rest, " "))
-	if !ok || (rest != "" && rest[0] != ' ') {
-		return ss.protocolError(501, syntax)
-	}
-	params, err := parseParams(rest)
-	if err != nil {
-		return ss.protocolError(501, "5.5.4 Error: "+err.Error())
+		return err
 	}
 	for _, p := range params {
 		switch p.key {

@@ -2,6 +2,8 @@ package message
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -111,11 +113,25 @@ func (s *spool) close() error {
 // scan sets *has8Bit when p has an octet over 127 and *hasNUL when it has
 // a NUL.
 func scan(p []byte, has8Bit, hasNUL *bool) {
+	if !*hasNUL && bytes.IndexByte(p, 0) >= 0 {
+		*hasNUL = true
+	}
+	if *has8Bit {
+		return
+	}
+	// Eight octets at a time: this runs over every body byte.
+	const high = 0x8080808080808080
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p)&high != 0 {
+			*has8Bit = true
+			return
+		}
+		p = p[8:]
+	}
 	for _, c := range p {
 		if c >= 0x80 {
 			*has8Bit = true
-		} else if c == 0 {
-			*hasNUL = true
+			return
 		}
 	}
 }

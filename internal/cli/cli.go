@@ -61,11 +61,10 @@ func RunEnv(args []string, env *Env) int {
 	case sendopt.ModeAliases:
 		return aliasesMode(env, inv)
 	case sendopt.ModeQueueList:
-		// The queue comes with the next step of the project; until then
-		// nothing is ever queued.
-		fmt.Fprintln(env.Stdout, "Mail queue is empty")
-		return exOK
-	case sendopt.ModeQueueRun, sendopt.ModeNoop:
+		return queueListMode(env, inv)
+	case sendopt.ModeQueueRun:
+		return queueRunMode(env, inv)
+	case sendopt.ModeNoop:
 		return exOK
 	}
 	fmt.Fprintf(env.Stderr, "%s: mode %v is not supported\n", inv.Name, inv.Mode)
@@ -87,6 +86,8 @@ func admin(args []string, env *Env) int {
 		return probe(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], env)
+	case "queue":
+		return queueCmd(args[1:], env)
 	}
 	fmt.Fprintf(stderr, "handoff: unknown command %q (try: handoff help)\n", args[0])
 	return exUsage
@@ -97,6 +98,10 @@ const usage = `usage:
   handoff config check [-C FILE]
                               validate the config and print the effective
                               settings, secrets hidden
+  handoff queue [-C FILE] [-v] list [--json] | show ID | flush [ID...] |
+                delete ID... | hold ID... | release ID...
+                              list, inspect, deliver now or remove queued
+                              messages (see handoff queue -h)
   handoff -t ... / sendmail ...
                               the sendmail interface (see handoff-sendmail(8))
   handoff probe [-v] [-insecure] [-timeout 30s] URL

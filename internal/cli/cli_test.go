@@ -97,6 +97,10 @@ func testEnv(t *testing.T, cfg string, stdin io.Reader) (*Env, *bytes.Buffer, *b
 	t.Helper()
 	tmp := t.TempDir()
 	cfgPath := filepath.Join(tmp, "handoff.toml")
+	if !strings.Contains(cfg, "[queue]") {
+		// Never /var/spool/handoff.
+		cfg += "\n[queue]\ndir = \"" + filepath.Join(tmp, "queue") + "\"\n"
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

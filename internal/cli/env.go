@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
 	"io"
 	"os"
+	"os/signal"
 	"os/user"
+	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -17,6 +21,10 @@ type Env struct {
 	Getenv func(string) string
 	// User is the real user running the program.
 	User func() (*user.User, error)
+	// Getuid returns the real uid of the caller: the owner recorded on
+	// the messages it queues; uid 0 sees and manages every queue item.
+	// nil: User's Uid.
+	Getuid func() int
 	// Now is the clock.
 	Now func() time.Time
 	// StdinIsTerminal reports whether stdin is a terminal (dead.letter is
@@ -26,6 +34,13 @@ type Env struct {
 	MailSpool string
 	// Rand is the random source for Message-IDs; nil means crypto/rand.
 	Rand io.Reader
+	// Context returns the context of a queue run: done when the run is
+	// to stop (SIGTERM or SIGINT for the process), which ends a
+	// -q<interval> loop cleanly. nil: never done.
+	Context func() (context.Context, context.CancelFunc)
+	// Sleep waits d, or until ctx is done and then returns its error:
+	// the pause between the runs of -q<interval>. nil: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // processEnv is the Env of the running process.
@@ -36,6 +51,7 @@ func processEnv(stdin io.Reader, stdout, stderr io.Writer) *Env {
 		Stderr: stderr,
 		Getenv: os.Getenv,
 		User:   user.Current,
+		Getuid: os.Getuid,
 		Now:    time.Now,
 		StdinIsTerminal: func() bool {
 			f, ok := stdin.(*os.File)
@@ -46,5 +62,46 @@ func processEnv(stdin io.Reader, stdout, stderr io.Writer) *Env {
 			return err == nil && fi.Mode()&os.ModeCharDevice != 0
 		},
 		MailSpool: "/var/mail",
+		Context: func() (context.Context, context.CancelFunc) {
+			return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		},
+	}
+}
+
+// uid is the caller's real uid (see Getuid).
+func (e *Env) uid() int {
+	if e.Getuid != nil {
+		return e.Getuid()
+	}
+	if e.User != nil {
+		if u, err := e.User(); err == nil {
+			if n, err := strconv.Atoi(u.Uid); err == nil {
+				return n
+			}
+		}
+	}
+	return os.Getuid()
+}
+
+// context is Context, or a context that is never done.
+func (e *Env) context() (context.Context, context.CancelFunc) {
+	if e.Context != nil {
+		return e.Context()
+	}
+	return context.WithCancel(context.Background())
+}
+
+// sleep is Sleep, or a timer that ctx interrupts.
+func (e *Env) sleep(ctx context.Context, d time.Duration) error {
+	if e.Sleep != nil {
+		return e.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

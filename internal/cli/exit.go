@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"net"
+	"syscall"
 
 	"github.com/handoff-mta/handoff/internal/mbox"
 	"github.com/handoff-mta/handoff/relay"
@@ -20,9 +21,9 @@ const (
 	exUnavailable = 69 // other permanent refusal
 	exSoftware    = 70 // internal error
 	exOSErr       = 71 // cannot run a program (password_command)
-	exCantCreat   = 73 // cannot create an output file
+	exCantCreat   = 73 // cannot create an output file; the queue cannot be opened or written
 	exIOErr       = 74 // I/O error
-	exTempFail    = 75 // not delivered, may be retried: only when nothing was sent or queued
+	exTempFail    = 75 // not delivered, may be retried: only when nothing was sent or queued; the queue's disk is full or failing
 	exProtocol    = 76 // the relay broke the protocol
 	exNoPerm      = 77 // authentication refused, or no permission for a mailbox
 	exConfig      = 78 // configuration error
@@ -54,6 +55,42 @@ func exitFor(err error) int {
 		return exNoUser
 	}
 	return exUnavailable
+}
+
+// queueExit is the exit status when the queue cannot take a message (or
+// cannot be opened for a queue run, a listing or an admin command):
+//
+//   - 75 (EX_TEMPFAIL) when the file system is full or failing (ENOSPC,
+//     EDQUOT, EIO): the condition goes away by itself, the caller may
+//     retry;
+//   - 73 (EX_CANTCREAT) for everything else: the directory or its parent
+//     is missing, not a directory, of the wrong owner or mode (unsafe),
+//     not writable (EACCES, EPERM, EROFS): an administrator must act, and
+//     retrying changes nothing.
+//
+// In both cases nothing is queued and the message is kept in dead.letter.
+func queueExit(err error) int {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EIO):
+		return exTempFail
+	}
+	return exCantCreat
+}
+
+// retryLater reports whether the queue runner keeps a recipient that
+// failed with err for another attempt. At submission only what exits 75
+// is queued (the rest is reported to the caller, who is there to fix
+// it); once a message is queued nobody is watching, so only a refusal of
+// the message or the recipient itself (5xx: unknown user, refused,
+// unroutable, not supported) fails it, and problems of the relay or of
+// this host (configuration, authentication, name resolution, I/O,
+// protocol) are retried until max_age.
+func retryLater(err error) bool {
+	switch exitFor(err) {
+	case exNoUser, exUnavailable, exDataErr:
+		return false
+	}
+	return true
 }
 
 // isNoUser reports a "no such mailbox" refusal: 550/551/553 with X.1.x

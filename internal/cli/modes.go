@@ -36,7 +36,7 @@ func verifyMode(env *Env, inv *sendopt.Invocation) int {
 				code = worse(code, exConfig)
 				continue
 			}
-			routes, failed := j.routeAll(targets)
+			routes, failed := j.routeAll(j.sender, targets)
 			for _, f := range failed {
 				fmt.Fprintf(env.Stdout, "%s -> %s: undeliverable: %v\n", r, f.rcpt, f.err)
 				code = worse(code, exitFor(f.err))

@@ -11,6 +11,7 @@ import (
 	"github.com/handoff-mta/handoff/internal/mbox"
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/message"
+	"github.com/handoff-mta/handoff/queue"
 	"github.com/handoff-mta/handoff/relay"
 )
 
@@ -144,26 +145,34 @@ func deliverMode(env *Env, inv *sendopt.Invocation) int {
 	return j.deliver(msg, rcpts)
 }
 
-// deliver routes and delivers a prepared message and reports the
-// outcome; it is shared by -bm and -bs.
+// deliver routes and delivers (or queues) a prepared message and reports
+// the outcome; it is shared by -bm and -bs.
 func (j *job) deliver(msg *message.Message, rcpts []string) int {
-	var expanded []string
-	for _, r := range rcpts {
-		list, err := j.addr.expand(r)
-		if err != nil {
-			fmt.Fprintf(j.env.Stderr, "%s: %v\n", j.inv.Name, err)
-			return exConfig
-		}
-		expanded = append(expanded, list...)
+	expanded, code := j.expandAll(rcpts)
+	if code != exOK {
+		return code
 	}
-	expanded = dedupe(expanded)
 	if len(expanded) == 0 {
 		fmt.Fprintf(j.env.Stderr, "%s: no recipients: none on the command line and none in To, Cc or Bcc\n", j.inv.Name)
 		j.deadLetter(msg)
 		return exUsage
 	}
-	out := j.send(msg, expanded)
-	return j.report(msg, out)
+	return j.report(msg, j.submit(msg, expanded))
+}
+
+// expandAll maps the recipients through the aliases and de-duplicates
+// them.
+func (j *job) expandAll(rcpts []string) ([]string, int) {
+	var expanded []string
+	for _, r := range rcpts {
+		list, err := j.addr.expand(r)
+		if err != nil {
+			fmt.Fprintf(j.env.Stderr, "%s: %v\n", j.inv.Name, err)
+			return nil, exConfig
+		}
+		expanded = append(expanded, list...)
+	}
+	return dedupe(expanded), exOK
 }
 
 // outcome is what happened to each recipient.
@@ -174,7 +183,63 @@ type outcome struct {
 	err   error
 }
 
-// plan groups recipients by their list of candidate relays.
+// delivery is one message to deliver and its envelope: the sender, the
+// message (read from its start as often as failover needs), and the
+// parameters the relay declares. A submission builds it from the
+// prepared message and the command line (job.submission), the queue
+// runner from a queue item (itemDeliveries); both go through job.send,
+// so routing and failover are the same for both.
+type delivery struct {
+	sender string // "" for the null sender <>
+	open   func() (io.Reader, error)
+	size   int64
+	// has8Bit sends BODY=8BITMIME; body7Bit (-B given, ASCII content)
+	// sends BODY=7BIT; smtpUTF8 asks for SMTPUTF8.
+	has8Bit, body7Bit, smtpUTF8 bool
+	// ret and envID are the DSN RET and ENVID; notify (upper case) and
+	// orcpt (by recipient) the RCPT parameters.
+	ret, envID string
+	notify     []string
+	orcpt      map[string]string
+}
+
+// submission is the delivery of a message being submitted.
+func (j *job) submission(msg *message.Message) *delivery {
+	return &delivery{
+		sender:   j.sender,
+		open:     func() (io.Reader, error) { return msg.Reader() },
+		size:     msg.Size,
+		has8Bit:  msg.Has8Bit,
+		body7Bit: j.inv.Body != "",
+		smtpUTF8: msg.NeedsSMTPUTF8,
+		ret:      j.inv.Return,
+		envID:    j.inv.EnvelopeID,
+		notify:   notifyList(j.inv.Notify),
+	}
+}
+
+// notifyList is -N in the queue's form: upper case, SUCCESS, FAILURE,
+// DELAY in that order, or NEVER alone; nil when not given.
+func notifyList(n []string) []string {
+	if len(n) == 0 {
+		return nil
+	}
+	var out []string
+	for _, want := range []string{queue.NotifyNever, queue.NotifySuccess, queue.NotifyFailure, queue.NotifyDelay} {
+		for _, v := range n {
+			if strings.EqualFold(v, want) {
+				out = append(out, want)
+				break
+			}
+		}
+	}
+	if len(out) > 1 && out[0] == queue.NotifyNever {
+		out = out[:1]
+	}
+	return out
+}
+
+// route is a group of recipients with the same list of candidate relays.
 type route struct {
 	relays []*config.Relay // failover order; empty for local delivery without a config
 	rcpts  []string
@@ -183,7 +248,7 @@ type route struct {
 // routeAll decides where each recipient goes. Without any relay in the
 // config, local names go to their mailbox and anything else is an error
 // naming the file to create.
-func (j *job) routeAll(rcpts []string) ([]*route, []outcome) {
+func (j *job) routeAll(sender string, rcpts []string) ([]*route, []outcome) {
 	var routes []*route
 	var failed []outcome
 	byKey := map[string]*route{}
@@ -191,10 +256,10 @@ func (j *job) routeAll(rcpts []string) ([]*route, []outcome) {
 		_, domain := split(r)
 		var relays []*config.Relay
 		if len(j.cfg.Relays) > 0 {
-			relays = j.cfg.Routes(j.sender, strings.ToLower(domain))
+			relays = j.cfg.Routes(sender, strings.ToLower(domain))
 			if len(relays) == 0 {
 				failed = append(failed, outcome{rcpt: r, err: errorf(exUnavailable,
-					fmt.Sprintf("no [[relay]] in %s matches recipient domain %q and sender %q", j.cfg.Path, domain, j.sender))})
+					fmt.Sprintf("no [[relay]] in %s matches recipient domain %q and sender %q", j.cfg.Path, domain, sender))})
 				continue
 			}
 		} else if !j.addr.isLocalDomain(domain) {
@@ -217,13 +282,14 @@ func (j *job) routeAll(rcpts []string) ([]*route, []outcome) {
 	return routes, failed
 }
 
-// send delivers to every route, trying each route's relays in order for
-// the recipients that failed temporarily.
-func (j *job) send(msg *message.Message, rcpts []string) []outcome {
-	routes, out := j.routeAll(rcpts)
+// send delivers d to every route, trying each route's relays in order for
+// the recipients that failed temporarily. It returns one outcome per
+// recipient.
+func (j *job) send(ctx context.Context, d *delivery, rcpts []string) []outcome {
+	routes, out := j.routeAll(d.sender, rcpts)
 	for _, rt := range routes {
 		if len(rt.relays) == 0 {
-			out = append(out, j.sendLocal(msg, rt.rcpts, "local", j.env.MailSpool)...)
+			out = append(out, j.sendLocal(d, rt.rcpts, "local", j.env.MailSpool)...)
 			continue
 		}
 		pending := rt.rcpts
@@ -231,9 +297,9 @@ func (j *job) send(msg *message.Message, rcpts []string) []outcome {
 		for _, rl := range rt.relays {
 			var res []outcome
 			if rl.IsMbox() {
-				res = j.sendLocal(msg, pending, rl.Name, j.mboxDir(rl))
+				res = j.sendLocal(d, pending, rl.Name, j.mboxDir(rl))
 			} else {
-				res = j.sendRelay(msg, pending, rl)
+				res = j.sendRelay(ctx, d, pending, rl)
 			}
 			pending = pending[:0:0]
 			last = last[:0]
@@ -255,7 +321,7 @@ func (j *job) send(msg *message.Message, rcpts []string) []outcome {
 }
 
 // sendRelay delivers to one relay over SMTP/SMTPS/LMTP.
-func (j *job) sendRelay(msg *message.Message, rcpts []string, rl *config.Relay) []outcome {
+func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *config.Relay) []outcome {
 	fail := func(err error) []outcome {
 		out := make([]outcome, len(rcpts))
 		for i, r := range rcpts {
@@ -271,31 +337,31 @@ func (j *job) sendRelay(msg *message.Message, rcpts []string, rl *config.Relay) 
 	if j.inv.Verbose > 0 {
 		opts.Debug = j.env.Stderr
 	}
-	ctx := context.Background()
 	c, err := relay.Dial(ctx, opts)
 	if err != nil {
 		return fail(err)
 	}
 	defer c.Quit(ctx)
-	r, err := msg.Reader()
+	r, err := d.open()
 	if err != nil {
 		return fail(errorf(exIOErr, err.Error()))
 	}
-	so := &relay.SendOptions{Mail: relay.MailOptions{Size: msg.Size, UTF8: msg.NeedsSMTPUTF8}}
+	so := &relay.SendOptions{Mail: relay.MailOptions{Size: d.size, UTF8: d.smtpUTF8}}
 	// BODY follows the content, not -B: cron always says -B8BITMIME, and
 	// an ASCII message must not fail at a relay without 8BITMIME.
 	switch {
-	case msg.Has8Bit:
+	case d.has8Bit:
 		so.Mail.Body = relay.Body8BitMIME
-	case j.inv.Body != "":
+	case d.body7Bit:
 		so.Mail.Body = relay.Body7Bit
 	}
-	so.Mail.Return = relay.DSNReturn(j.inv.Return)
-	so.Mail.EnvelopeID = j.inv.EnvelopeID
-	for _, n := range j.inv.Notify {
-		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(strings.ToUpper(n)))
+	so.Mail.Return = relay.DSNReturn(d.ret)
+	so.Mail.EnvelopeID = d.envID
+	for _, n := range d.notify {
+		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(n))
 	}
-	res, err := c.SendMail(ctx, j.sender, rcpts, r, so)
+	so.OriginalRecipients = d.orcpt
+	res, err := c.SendMail(ctx, d.sender, rcpts, r, so)
 	if res == nil {
 		return fail(err)
 	}
@@ -320,7 +386,7 @@ func (j *job) mboxDir(rl *config.Relay) string {
 
 // sendLocal appends the message to each local recipient's mailbox in
 // dir.
-func (j *job) sendLocal(msg *message.Message, rcpts []string, via, dir string) []outcome {
+func (j *job) sendLocal(d *delivery, rcpts []string, via, dir string) []outcome {
 	var out []outcome
 	for _, rc := range rcpts {
 		local, _ := split(rc)
@@ -336,12 +402,12 @@ func (j *job) sendLocal(msg *message.Message, rcpts []string, via, dir string) [
 				o.err = errorf(exNoPerm, err.Error())
 				break
 			}
-			r, err := msg.Reader()
+			r, err := d.open()
 			if err != nil {
 				o.err = errorf(exIOErr, err.Error())
 				break
 			}
-			if err := mbox.Deliver(mb, j.sender, r, j.env.Now()); err != nil {
+			if err := mbox.Deliver(mb, d.sender, r, j.env.Now()); err != nil {
 				code := exCantCreat
 				if errors.Is(err, mbox.ErrLocked) {
 					code = exTempFail // someone holds the mailbox: try later
@@ -354,20 +420,24 @@ func (j *job) sendLocal(msg *message.Message, rcpts []string, via, dir string) [
 	return out
 }
 
-// report prints one line per failed recipient, keeps an undelivered
-// message in dead.letter, mails errors back with -oem, and returns the
-// exit status: 0 when every recipient got the message.
-func (j *job) report(msg *message.Message, out []outcome) int {
+// report prints one line per failed recipient (and, with -v, per queued
+// one), keeps a message that was neither delivered nor queued in
+// dead.letter, mails errors back with -oem, and returns the exit status:
+// 0 when every recipient got the message or is queued.
+func (j *job) report(msg *message.Message, s *submitted) int {
 	var failed []outcome
 	delivered := 0
-	for _, o := range out {
+	for _, o := range s.out {
 		if o.err == nil {
 			delivered++
 			continue
 		}
 		failed = append(failed, o)
 	}
-	if len(failed) == 0 {
+	if j.inv.Verbose > 0 && s.id != "" {
+		j.reportQueued(s)
+	}
+	if len(failed) == 0 && s.qerr == nil {
 		return exOK
 	}
 	code := 0
@@ -378,10 +448,16 @@ func (j *job) report(msg *message.Message, out []outcome) int {
 		c := exitFor(o.err)
 		code = worse(code, c)
 	}
-	if delivered == 0 {
+	if s.qerr != nil {
+		// Neither delivered nor queued: the caller must know, whatever
+		// the other recipients did.
+		j.queueError(s.qerr)
+		code = queueExit(s.qerr)
+	}
+	if delivered+len(s.queued) == 0 || s.qerr != nil {
 		j.deadLetter(msg)
 	}
-	if j.inv.ErrorMode == 'm' || j.inv.ErrorMode == 'w' || j.inv.ErrorMode == 'e' {
+	if len(failed) > 0 && (j.inv.ErrorMode == 'm' || j.inv.ErrorMode == 'w' || j.inv.ErrorMode == 'e') {
 		if j.mailErrors(msg, failed) && j.inv.ErrorMode == 'e' {
 			return exOK
 		}
@@ -463,16 +539,18 @@ func (j *job) mailErrors(orig *message.Message, failed []outcome) bool {
 		return false
 	}
 	defer bounce.Close()
-	saved := j.sender
-	j.sender = "" // bounces go from the null sender, so they never loop
-	defer func() { j.sender = saved }()
-	list, err := j.addr.expand(saved)
+	list, err := j.addr.expand(j.sender)
 	if err != nil {
 		return false
 	}
-	for _, o := range j.send(bounce, list) {
+	// The report travels with the submission's parameters (-B, -R, -V,
+	// -N), as it always has, but from the null sender <>, so that it
+	// never loops.
+	d := j.submission(bounce)
+	d.sender = ""
+	for _, o := range j.send(context.Background(), d, list) {
 		if o.err != nil {
-			fmt.Fprintf(j.env.Stderr, "%s: could not mail the error report to %s: %v\n", j.inv.Name, saved, o.err)
+			fmt.Fprintf(j.env.Stderr, "%s: could not mail the error report to %s: %v\n", j.inv.Name, j.sender, o.err)
 			return false
 		}
 	}

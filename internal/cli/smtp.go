@@ -86,11 +86,14 @@ func (h *smtpHandler) Deliver(envl smtpin.Envelope, data io.Reader) smtpin.Reply
 		}
 		rcpts = append(rcpts, list...)
 	}
-	out := j.send(msg, dedupe(rcpts))
+	s := j.submit(msg, dedupe(rcpts))
+	if j.inv.Verbose > 0 && s.id != "" {
+		j.reportQueued(s)
+	}
 	var temp, perm []string
 	var permOut []outcome
 	delivered := 0
-	for _, o := range out {
+	for _, o := range s.out {
 		if o.err == nil {
 			delivered++
 			continue
@@ -104,19 +107,42 @@ func (h *smtpHandler) Deliver(envl smtpin.Envelope, data io.Reader) smtpin.Reply
 		}
 		fmt.Fprintf(j.env.Stderr, "%s: %s\n", j.inv.Name, line)
 	}
+	queued := len(s.queued)
+	if s.qerr != nil {
+		j.queueError(s.qerr)
+		if len(temp) == 0 {
+			// Nothing was tried: the message was to be queued first.
+			temp = append(temp, "cannot queue: "+oneLine(strings.TrimPrefix(s.qerr.Error(), "queue: ")))
+		}
+	}
+	accepted := ""
+	switch {
+	case queued > 0 && delivered > 0:
+		accepted = fmt.Sprintf("2.0.0 Ok: delivered to %d, queued for %d as %s", delivered, queued, s.id)
+	case queued > 0:
+		accepted = "2.0.0 Ok: queued as " + s.id
+	case delivered > 0:
+		accepted = "2.0.0 Ok: delivered"
+	}
 	switch {
 	case len(temp) == 0 && len(perm) == 0:
-		return smtpin.Reply{Code: 250, Text: "2.0.0 Ok: delivered"}
+		return smtpin.Reply{Code: 250, Text: accepted}
 	case len(temp) > 0:
-		// Without a queue a partial delivery cannot be finished later:
-		// the client must retry, and the delivered recipients may get a
-		// second copy. Say so.
+		// Neither delivered nor queued (queue.mode = "never", or the
+		// queue failed): the client must retry, and the delivered
+		// recipients may get a second copy. Say so.
 		return smtpin.Reply{Code: 451, Text: "4.4.0 not delivered to " + strings.Join(append(temp, perm...), "; ")}
-	case delivered > 0:
-		// Some recipients have the message and the rest failed for good:
-		// accept it, as an MTA does, and tell the sender about the rest.
+	case accepted != "":
+		// Some recipients have the message (or will: it is queued) and
+		// the rest failed for good: accept it, as an MTA does, and tell
+		// the sender about the rest.
 		j.mailErrors(msg, permOut)
-		return smtpin.Reply{Code: 250, Text: fmt.Sprintf("2.0.0 Ok: delivered to %d, %d failed (reported to the sender)", delivered, len(perm))}
+		if queued > 0 {
+			accepted += ","
+		} else {
+			accepted += " to " + fmt.Sprint(delivered) + ","
+		}
+		return smtpin.Reply{Code: 250, Text: fmt.Sprintf("%s %d failed (reported to the sender)", accepted, len(perm))}
 	default:
 		return smtpin.Reply{Code: 554, Text: "5.0.0 not delivered to " + strings.Join(perm, "; ")}
 	}

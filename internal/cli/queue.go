@@ -1,0 +1,637 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/handoff-mta/handoff/config"
+	"github.com/handoff-mta/handoff/internal/sendopt"
+	"github.com/handoff-mta/handoff/message"
+	"github.com/handoff-mta/handoff/queue"
+	"github.com/handoff-mta/handoff/relay"
+)
+
+// How a submission uses the queue, from [queue] mode and -od.
+type submitMode int
+
+const (
+	// submitNever: deliver now; a temporary failure is the caller's
+	// (exit 75). queue.mode = "never", whatever -od says: the host has
+	// no queue (no runner), so -odb and -odq deliver at once too.
+	submitNever submitMode = iota
+	// submitFallback: deliver now; queue the recipients that failed
+	// temporarily. queue.mode = "fallback" (the default), and -odi.
+	submitFallback
+	// submitBackground: queue everything, then attempt delivery of the
+	// item at once, in this process, holding its lock. queue.mode =
+	// "always", and -odb. (A detached background process is future
+	// work; the caller waits for the attempt, but its outcome no longer
+	// changes the exit status.)
+	submitBackground
+	// submitQueueOnly: queue everything and leave it to the runner. -odq.
+	submitQueueOnly
+)
+
+// submitMode decides how this submission uses the queue.
+func (j *job) submitMode() submitMode {
+	if j.cfg.Queue.Mode == config.ModeNever {
+		return submitNever
+	}
+	switch j.inv.Delivery {
+	case sendopt.DeliveryQueue:
+		return submitQueueOnly
+	case sendopt.DeliveryBackground:
+		return submitBackground
+	case sendopt.DeliveryInteractive:
+		return submitFallback
+	}
+	if j.cfg.Queue.Mode == config.ModeAlways {
+		return submitBackground
+	}
+	return submitFallback
+}
+
+// submitted is what became of a submission.
+type submitted struct {
+	// out holds the recipients delivered (err nil) and those that failed
+	// and were not queued.
+	out []outcome
+	// queued holds the recipients queued in item id, each with the error
+	// that deferred it (nil when queued without an attempt).
+	queued []outcome
+	id     string
+	// qerr is why the queue could not take the message: then nothing is
+	// queued (queued is empty).
+	qerr error
+}
+
+// submit delivers or queues a prepared message to expanded recipients, as
+// the queue mode says.
+func (j *job) submit(msg *message.Message, rcpts []string) *submitted {
+	mode := j.submitMode()
+	if mode == submitBackground || mode == submitQueueOnly {
+		return j.submitQueued(msg, rcpts, mode == submitBackground)
+	}
+	out := j.send(context.Background(), j.submission(msg), rcpts)
+	s := &submitted{}
+	if mode == submitNever {
+		s.out = out
+		return s
+	}
+	var temp []outcome
+	for _, o := range out {
+		if o.err != nil && exitFor(o.err) == exTempFail {
+			temp = append(temp, o)
+		} else {
+			s.out = append(s.out, o)
+		}
+	}
+	if len(temp) == 0 {
+		return s
+	}
+	id, err := j.enqueueDeferred(msg, temp)
+	if err != nil {
+		s.qerr = err
+		s.out = append(s.out, temp...)
+		return s
+	}
+	s.id, s.queued = id, temp
+	return s
+}
+
+// submitQueued queues the message for every recipient and, when attempt
+// is set, tries to deliver it at once.
+func (j *job) submitQueued(msg *message.Message, rcpts []string, attempt bool) *submitted {
+	s := &submitted{}
+	q, err := j.openQueue()
+	if err != nil {
+		s.qerr = err
+		return s
+	}
+	r, err := msg.Reader()
+	if err != nil {
+		s.qerr = err
+		return s
+	}
+	it, err := q.EnqueueLocked(j.newEnvelope(msg, rcpts), r)
+	if err != nil {
+		s.qerr = err
+		return s
+	}
+	s.id = it.ID()
+	for _, rc := range rcpts {
+		s.queued = append(s.queued, outcome{rcpt: rc})
+	}
+	j.verbosef("queued as %s", s.id)
+	if attempt {
+		// The item is locked since its creation: no runner can deliver
+		// it twice. Its fate is the queue's now (deferred, or bounced
+		// with a DSN), not the exit status's.
+		j.attempt(context.Background(), q, it, true)
+	} else {
+		it.Unlock()
+	}
+	return s
+}
+
+// newEnvelope is the queue envelope of a submission to rcpts, all
+// pending.
+func (j *job) newEnvelope(msg *message.Message, rcpts []string) *queue.Envelope {
+	e := &queue.Envelope{
+		Sender:   j.sender,
+		Ret:      j.inv.Return,
+		EnvID:    j.inv.EnvelopeID,
+		Body8Bit: msg.Has8Bit,
+		SMTPUTF8: msg.NeedsSMTPUTF8,
+		UID:      j.env.uid(),
+		User:     j.login,
+		Created:  stamp(j.env.Now()),
+	}
+	notify := notifyList(j.inv.Notify)
+	for _, rc := range rcpts {
+		e.Recipients = append(e.Recipients, queue.Recipient{Addr: rc, Notify: notify})
+	}
+	return e
+}
+
+// stamp is how the queue records a time: UTC, whole seconds.
+func stamp(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+// enqueueDeferred queues the message for the recipients that failed
+// temporarily, with the first attempt recorded: attempts 1, each one's
+// reply, the next attempt after the first backoff.
+func (j *job) enqueueDeferred(msg *message.Message, temp []outcome) (string, error) {
+	rcpts := make([]string, len(temp))
+	for i, o := range temp {
+		rcpts[i] = o.rcpt
+	}
+	e := j.newEnvelope(msg, rcpts)
+	now, p := j.env.Now(), j.policy()
+	e.RecordAttempt(now, p)
+	e.Apply(results(temp, func(error) bool { return true }), now, p)
+	q, err := j.openQueue()
+	if err != nil {
+		return "", err
+	}
+	r, err := msg.Reader()
+	if err != nil {
+		return "", err
+	}
+	return q.Enqueue(e, r)
+}
+
+// results turns outcomes into the queue's results; retry says which
+// failures are temporary. It follows queue.RelayResults (the reply, or
+// the error's text; ErrOutcomeUnknown), for outcomes that may come from
+// several relays tried in turn.
+func results(out []outcome, retry func(error) bool) []queue.Result {
+	res := make([]queue.Result, len(out))
+	for i, o := range out {
+		r := queue.Result{Addr: o.rcpt, Relay: o.via, Err: o.err}
+		if o.reply != nil {
+			r.Reply = o.reply.String()
+		}
+		if o.err != nil {
+			if rp := relay.ReplyOf(o.err); rp != nil {
+				r.Reply = rp.String()
+			}
+			r.Temporary = retry(o.err)
+			r.OutcomeUnknown = errors.Is(o.err, relay.ErrOutcomeUnknown)
+		}
+		res[i] = r
+	}
+	return res
+}
+
+// policy is the retry schedule of the config.
+func (j *job) policy() queue.Policy { return queue.PolicyFromConfig(j.cfg.Queue) }
+
+// openQueue opens the queue directory of the config.
+func (j *job) openQueue() (*queue.Queue, error) { return queue.Open(j.cfg.Queue.Dir) }
+
+// queueError prints why the queue cannot be used, in one line naming the
+// directory.
+func (j *job) queueError(err error) {
+	fmt.Fprintf(j.env.Stderr, "%s: cannot use the queue in %s: %s\n", j.inv.Name, j.cfg.Queue.Dir, strings.TrimPrefix(err.Error(), "queue: "))
+}
+
+// reportQueued prints, for -v, the recipients queued after a temporary
+// failure: one line each with the reason. (A message queued first says
+// "queued as ID" when it is queued.)
+func (j *job) reportQueued(s *submitted) {
+	for _, o := range s.queued {
+		if o.err != nil {
+			fmt.Fprintf(j.env.Stderr, "%s: %s: queued as %s: %v\n", j.inv.Name, o.rcpt, s.id, o.err)
+		}
+	}
+}
+
+// warnf prints one line on stderr, prefixed with the program's name.
+func (j *job) warnf(format string, a ...any) {
+	fmt.Fprintf(j.env.Stderr, "%s: %s\n", j.inv.Name, fmt.Sprintf(format, a...))
+}
+
+// verbosef is warnf for -v only.
+func (j *job) verbosef(format string, a ...any) {
+	if j.inv.Verbose > 0 {
+		j.warnf(format, a...)
+	}
+}
+
+// attempt is one step of the queue for a locked item: when it is due (or
+// force), it records the attempt durably, delivers its remaining
+// recipients through job.send and applies the results; an expired item
+// gives up instead. Failed recipients are reported to the sender by a DSN
+// queued as a new item (never to <>). The item is then saved, or removed
+// when done, and unlocked. The runner calls it for each item; a queued
+// submission (-odb, mode always) for its own.
+func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force bool) {
+	defer it.Unlock()
+	e, id, p := it.Env, it.ID(), j.policy()
+	now := j.env.Now()
+	switch {
+	case len(e.Remaining()) == 0:
+		// Done, or failures still to report.
+	case e.Expired(now, p):
+		e.GiveUp()
+		j.verbosef("%s: expired after %v in the queue; giving up", id, p.MaxAge)
+	case e.NextAttempt.After(now) && !force:
+		// Not due (Due reads without locks; another process may have
+		// tried it meanwhile).
+	default:
+		if err := it.RecordAttempt(now, p); err != nil {
+			j.warnf("queue item %s: recording the attempt: %v; not delivered now", id, err)
+			return
+		}
+		for _, d := range itemDeliveries(it) {
+			out := j.send(ctx, d.delivery, d.rcpts)
+			it.Apply(results(out, retryLater), j.env.Now(), p)
+			for _, o := range out {
+				switch {
+				case o.err == nil:
+					j.verbosef("%s: %s: sent via %s", id, o.rcpt, o.via)
+				case errors.Is(o.err, relay.ErrOutcomeUnknown):
+					j.verbosef("%s: %s: deferred, possible duplicate (connection lost after the data): %v", id, o.rcpt, o.err)
+				case retryLater(o.err):
+					j.verbosef("%s: %s: deferred: %v", id, o.rcpt, o.err)
+				default:
+					j.verbosef("%s: %s: failed: %v", id, o.rcpt, o.err)
+				}
+			}
+		}
+	}
+	if b := e.Bounces(); len(b) > 0 {
+		j.bounce(q, it, b)
+	}
+	if it.Done() {
+		if err := it.Remove(); err != nil {
+			j.warnf("queue item %s: removing it: %v", id, err)
+		}
+		return
+	}
+	if err := it.Save(); err != nil {
+		j.warnf("queue item %s: saving its state: %v", id, err)
+	}
+}
+
+// itemDelivery is a delivery of a queue item to some of its recipients.
+type itemDelivery struct {
+	*delivery
+	rcpts []string
+}
+
+// itemDeliveries returns the deliveries of a queue item's remaining
+// recipients: one per NOTIFY list (RCPT parameters are per message in
+// job.send; recipients queued together share theirs).
+func itemDeliveries(it *queue.Item) []itemDelivery {
+	e := it.Env
+	var out []itemDelivery
+	byNotify := map[string]int{}
+	for _, rc := range e.Remaining() {
+		key := strings.Join(rc.Notify, ",")
+		i, ok := byNotify[key]
+		if !ok {
+			i = len(out)
+			byNotify[key] = i
+			out = append(out, itemDelivery{delivery: &delivery{
+				sender:   e.Sender,
+				open:     func() (io.Reader, error) { return it.Body() },
+				size:     e.Size,
+				has8Bit:  e.Body8Bit,
+				smtpUTF8: e.SMTPUTF8,
+				ret:      e.Ret,
+				envID:    e.EnvID,
+				notify:   rc.Notify,
+			}})
+		}
+		d := &out[i]
+		d.rcpts = append(d.rcpts, rc.Addr)
+		if rc.ORCPT != "" {
+			if d.orcpt == nil {
+				d.orcpt = map[string]string{}
+			}
+			d.orcpt[rc.Addr] = rc.ORCPT
+		}
+	}
+	return out
+}
+
+// bounce queues a delivery status notification about rcpts (failed) to
+// the item's sender and marks them notified. When the DSN cannot be
+// queued they stay unnotified, and the next run tries again.
+func (j *job) bounce(q *queue.Queue, it *queue.Item, rcpts []queue.Recipient) {
+	e, id := it.Env, it.ID()
+	if e.Sender == "" {
+		e.MarkNotified() // never a DSN to <>
+		return
+	}
+	body, err := it.Body()
+	if err != nil {
+		j.warnf("queue item %s: reading it for the bounce: %v", id, err)
+		return
+	}
+	header, err := queue.ReadHeader(body, 0)
+	if err != nil {
+		j.warnf("queue item %s: reading it for the bounce: %v", id, err)
+		return
+	}
+	now := j.env.Now()
+	dsn, err := queue.BuildDSN(e, rcpts, header, j.cfg.Hostname, now, false)
+	if err != nil {
+		j.warnf("queue item %s: building the bounce: %v", id, err)
+		return
+	}
+	de := queue.DSNEnvelope(e, dsn)
+	de.Created = stamp(now)
+	dsnID, err := q.Enqueue(de, bytes.NewReader(dsn))
+	if err != nil {
+		j.warnf("queue item %s: cannot queue the bounce to %s: %v", id, e.Sender, err)
+		return
+	}
+	e.MarkNotified()
+	j.verbosef("%s: bounce to %s queued as %s", id, e.Sender, dsnID)
+}
+
+// queueRunMode is -q, -q<interval> and runq: run the due items once, or
+// forever every interval until SIGTERM or SIGINT. The exit status is 0
+// when a run completed, whatever stays queued, and when another runner
+// holds the queue.
+func queueRunMode(env *Env, inv *sendopt.Invocation) int {
+	j, code := newJob(env, inv)
+	if j == nil {
+		return code
+	}
+	q, err := j.openQueue()
+	if err != nil {
+		j.queueError(err)
+		return queueExit(err)
+	}
+	filters := selectorFilters(inv.QueueSelectors)
+	ctx, stop := env.context()
+	defer stop()
+	for {
+		code := j.runQueue(ctx, q, filters, nil, false)
+		if inv.QueueInterval == 0 {
+			return code
+		}
+		// A loop (a service) goes on after a failed run: the problem
+		// was printed, and may be gone at the next.
+		if env.sleep(ctx, inv.QueueInterval) != nil {
+			return exOK
+		}
+	}
+}
+
+// selectorFilters turns -qI, -qR and -qS into queue filters, whose union
+// is selected: selectors of one kind are alternatives, of different
+// kinds all apply (as in sendmail 8).
+func selectorFilters(sel []sendopt.Selector) []queue.Filter {
+	filters := []queue.Filter{{}}
+	for _, kind := range []byte{'I', 'R', 'S'} {
+		var values []string
+		for _, s := range sel {
+			if s.Kind == kind {
+				values = append(values, s.Value)
+			}
+		}
+		if len(values) == 0 {
+			continue
+		}
+		var next []queue.Filter
+		for _, f := range filters {
+			for _, v := range values {
+				g := f
+				switch kind {
+				case 'I':
+					g.ID = v
+				case 'R':
+					g.Recipient = v
+				case 'S':
+					g.Sender = v
+				}
+				next = append(next, g)
+			}
+		}
+		filters = next
+	}
+	return filters
+}
+
+// runQueue is one queue run: the runner lock, the orphans reaped, then
+// each item that the filters select and that is due (every item not held
+// with flush) is locked and attempted. ids, when not nil, are the items
+// to run instead (handoff queue flush ID...): an id that is not queued
+// is reported. It returns the exit status.
+func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filter, ids []string, flush bool) int {
+	unlock, err := q.RunnerLock()
+	if errors.Is(err, queue.ErrBusy) {
+		j.warnf("another queue run is in progress")
+		if flush {
+			return exTempFail
+		}
+		return exOK
+	}
+	if err != nil {
+		j.queueError(err)
+		return queueExit(err)
+	}
+	defer unlock()
+	now := j.env.Now()
+	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {
+		j.warnf("removing the leftovers of crashes from %s: %v", q.Dir, err)
+	} else if n > 0 {
+		j.verbosef("removed %d leftovers of crashes from %s", n, q.Dir)
+	}
+	code := exOK
+	explicit := ids != nil
+	own := j.callerFilter(q)
+	if !explicit {
+		for i := range filters {
+			filters[i].MatchUID, filters[i].UID = own.MatchUID, own.UID
+		}
+		ids, err = j.candidates(q, now, filters, flush)
+		if err != nil {
+			j.queueError(err)
+			return queueExit(err)
+		}
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		it, err := q.Lock(id)
+		var ce *queue.CorruptError
+		switch {
+		case errors.Is(err, queue.ErrBusy):
+			// Being delivered by its submitter, or edited.
+			if explicit {
+				j.warnf("%s: %v; try again later", id, queue.ErrBusy)
+				code = worse(code, exTempFail)
+			}
+			continue
+		case errors.As(err, &ce):
+			j.warnf("%v", err)
+			if explicit {
+				code = worse(code, exUnavailable)
+			}
+			continue
+		case errors.Is(err, queue.ErrNotFound):
+			if explicit {
+				j.warnf("%s: no such queue item", id)
+				code = worse(code, exUnavailable)
+			}
+			continue
+		case err != nil:
+			j.warnf("%v", err)
+			continue
+		}
+		if !own.Match(it.Env) {
+			it.Unlock()
+			j.warnf("%s: no such queue item", id)
+			code = worse(code, exUnavailable)
+			continue
+		}
+		if it.Env.Held {
+			it.Unlock()
+			if explicit {
+				j.warnf("%s: on hold (handoff queue release %s)", id, id)
+			}
+			continue
+		}
+		j.attempt(ctx, q, it, flush)
+	}
+	return code
+}
+
+// candidates lists the ids a run looks at: those Due, or with flush every
+// item that is not held (and unreadable ones, so that Lock moves them
+// aside and they are reported), for the union of the filters.
+func (j *job) candidates(q *queue.Queue, now time.Time, filters []queue.Filter, flush bool) ([]string, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, f := range filters {
+		var list []string
+		if flush {
+			items, err := q.List(f)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range items {
+				if s.Err != nil || !s.Held {
+					list = append(list, s.ID)
+				}
+			}
+		} else {
+			var err error
+			if list, err = q.Due(now, f); err != nil {
+				return nil, err
+			}
+		}
+		for _, id := range list {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids) // ids sort by arrival
+	return ids, nil
+}
+
+// privileged reports whether the caller sees and manages every item: it
+// is root, or it owns the queue directory (the handoff user). Anyone else
+// sees and manages only the items it submitted.
+func (j *job) privileged(q *queue.Queue) bool {
+	uid := j.env.uid()
+	if uid == 0 {
+		return true
+	}
+	var st syscall.Stat_t
+	return syscall.Stat(q.Dir, &st) == nil && int(st.Uid) == uid
+}
+
+// callerFilter selects the items the caller may see.
+func (j *job) callerFilter(q *queue.Queue) queue.Filter {
+	if j.privileged(q) {
+		return queue.Filter{}
+	}
+	return queue.Filter{MatchUID: true, UID: j.env.uid()}
+}
+
+// openQueueToRead opens the queue for a listing; a queue directory that
+// does not exist yet is an empty queue (nil, nil), and is not created.
+func (j *job) openQueueToRead() (*queue.Queue, error) {
+	if _, err := os.Lstat(j.cfg.Queue.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return j.openQueue()
+}
+
+// listItems returns the items the caller may see.
+func (j *job) listItems() ([]queue.Summary, int) {
+	q, err := j.openQueueToRead()
+	if err != nil {
+		j.queueError(err)
+		return nil, queueExit(err)
+	}
+	if q == nil {
+		return []queue.Summary{}, exOK
+	}
+	items, err := q.List(j.callerFilter(q))
+	if err != nil {
+		j.queueError(err)
+		return nil, queueExit(err)
+	}
+	if items == nil {
+		items = []queue.Summary{}
+	}
+	return items, exOK
+}
+
+// queueListMode is mailq and sendmail -bp: the queue in Postfix's layout;
+// a caller other than root (or the queue's owner) sees only its own
+// items.
+func queueListMode(env *Env, inv *sendopt.Invocation) int {
+	j, code := newJob(env, inv)
+	if j == nil {
+		return code
+	}
+	items, code := j.listItems()
+	if code != exOK {
+		return code
+	}
+	if err := queue.WriteListing(env.Stdout, items); err != nil {
+		j.warnf("%v", err)
+		return exIOErr
+	}
+	return exOK
+}

@@ -1,0 +1,505 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"net/textproto"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/handoff-mta/handoff/queue"
+)
+
+// queueSite is one host for several in-process runs: a config with a
+// queue in a temporary directory, a home, a spool and a scripted sink.
+type queueSite struct {
+	t                        *testing.T
+	dir, cfgPath, home, qdir string
+	sink                     *sink
+	now                      time.Time
+	uid                      int
+	context                  func() (context.Context, context.CancelFunc)
+	sleep                    func(context.Context, time.Duration) error
+	lastStdout, lastStderr   string
+	lastExit                 int
+}
+
+func newQueueSite(t *testing.T, script, extra string) *queueSite {
+	t.Helper()
+	s := &queueSite{t: t, dir: t.TempDir(), sink: startSink(t, script), now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC), uid: 1000}
+	s.cfgPath = filepath.Join(s.dir, "handoff.toml")
+	s.home = filepath.Join(s.dir, "home")
+	s.qdir = filepath.Join(s.dir, "queue")
+	os.Mkdir(s.home, 0o755)
+	os.Mkdir(filepath.Join(s.dir, "spool"), 0o1777)
+	cfg := fmt.Sprintf("hostname = \"host.example.org\"\ndomain = \"example.org\"\n\n[[relay]]\nname = \"sink\"\nurl = \"smtp://%s\"\nstarttls = \"none\"\n\n[queue]\ndir = %q\n%s", s.sink.addr, s.qdir, extra)
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// run runs argv with stdin and returns the exit status.
+func (s *queueSite) run(stdin string, argv ...string) int {
+	var stdout, stderr bytes.Buffer
+	u := &user.User{Uid: fmt.Sprint(s.uid), Username: "alice", Name: "Alice", HomeDir: s.home}
+	env := &Env{
+		Stdin: strings.NewReader(stdin), Stdout: &stdout, Stderr: &stderr,
+		Getenv: func(k string) string {
+			if k == "HANDOFF_CONFIG" {
+				return s.cfgPath
+			}
+			return ""
+		},
+		User:            func() (*user.User, error) { return u, nil },
+		Now:             func() time.Time { return s.now },
+		StdinIsTerminal: func() bool { return false },
+		MailSpool:       filepath.Join(s.dir, "spool"),
+		Context:         s.context,
+		Sleep:           s.sleep,
+	}
+	code := RunEnv(argv, env)
+	s.lastStdout, s.lastStderr, s.lastExit = stdout.String(), stderr.String(), code
+	return code
+}
+
+// items lists the queue.
+func (s *queueSite) items() []queue.Summary {
+	s.t.Helper()
+	q, err := queue.Open(s.qdir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	list, err := q.List(queue.Filter{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return list
+}
+
+// dataOf returns the message data of the n-th DATA on the wire (from 0),
+// dot-stuffing undone, and the MAIL FROM line before it.
+func dataOf(t *testing.T, wire string, n int) (mailFrom, data string) {
+	t.Helper()
+	rest := wire
+	for i := 0; ; i++ {
+		m := strings.Index(rest, "MAIL FROM:")
+		d := strings.Index(rest, "\r\nDATA\r\n")
+		if m < 0 || d < 0 {
+			t.Fatalf("no DATA number %d on the wire:\n%s", n, wire)
+		}
+		mailFrom = rest[m : m+strings.Index(rest[m:], "\r\n")]
+		// From the CRLF before the data, which may be empty.
+		body := rest[d+len("\r\nDATA"):]
+		end := strings.Index(body, "\r\n.\r\n")
+		if end < 0 {
+			t.Fatalf("unterminated DATA on the wire:\n%s", wire)
+		}
+		if i == n {
+			lines := strings.Split(body[2:end+2], "\r\n")
+			for j, l := range lines {
+				lines[j] = strings.TrimPrefix(l, ".")
+			}
+			return mailFrom, strings.Join(lines, "\r\n")
+		}
+		rest = body[end+5:]
+	}
+}
+
+// A recipient refused with a 5xx during a queue run gets its sender a
+// DSN, queued, and delivered by the next run: an RFC 3464 report,
+// parsed back here.
+func TestQueueBounceDSN(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	msg := "Subject: the original\nX-Marker: 42\n\nbody text\n"
+	if code := s.run(msg, "sendmail", "-odq", "-i", "bad@example.net"); code != 0 {
+		t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+	}
+	s.sink.setRules("RCPT TO:<bad@example.net> => 550 5.1.1 <bad@example.net>: no such user")
+	s.now = s.now.Add(time.Minute)
+	if code := s.run("", "sendmail", "-q"); code != 0 || s.lastStderr != "" {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	items := s.items()
+	if len(items) != 1 || items[0].Sender != "" || len(items[0].Recipients) != 1 || items[0].Recipients[0].Addr != "alice@example.org" {
+		t.Fatalf("after the failed run the queue should hold one DSN from <> to alice: %+v", items)
+	}
+	s.sink.setRules("")
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("second -q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("queue not empty after the DSN went out: %+v", items)
+	}
+	s.sink.close()
+	from, data := dataOf(t, s.sink.received(), 1)
+	if from != "MAIL FROM:<>" && !strings.HasPrefix(from, "MAIL FROM:<> ") {
+		t.Errorf("the DSN goes from the null sender: %q", from)
+	}
+	m, err := mail.ReadMessage(strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Header.Get("To"); got != "alice@example.org" {
+		t.Errorf("To: %q", got)
+	}
+	if got := m.Header.Get("Auto-Submitted"); got != "auto-replied" {
+		t.Errorf("Auto-Submitted: %q", got)
+	}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("Content-Type %q (%v)", m.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var types []string
+	var status, headers string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(p)
+		ct := p.Header.Get("Content-Type")
+		types = append(types, strings.SplitN(ct, ";", 2)[0])
+		switch {
+		case strings.HasPrefix(ct, "message/delivery-status"):
+			status = string(body)
+		case strings.HasPrefix(ct, "text/rfc822-headers"):
+			headers = string(body)
+		}
+	}
+	if strings.Join(types, " ") != "text/plain message/delivery-status text/rfc822-headers" {
+		t.Errorf("parts: %v", types)
+	}
+	// The per-recipient block is the second group of fields.
+	groups := strings.Split(strings.ReplaceAll(status, "\r\n", "\n"), "\n\n")
+	if len(groups) < 2 {
+		t.Fatalf("delivery-status: %q", status)
+	}
+	rf, err := textproto.NewReader(bufio.NewReader(strings.NewReader(groups[1] + "\n\n"))).ReadMIMEHeader()
+	if err != nil {
+		t.Fatalf("per-recipient fields: %v in %q", err, groups[1])
+	}
+	for k, want := range map[string]string{
+		"Final-Recipient": "rfc822; bad@example.net",
+		"Action":          "failed",
+		"Status":          "5.1.1",
+		"Diagnostic-Code": "smtp; 550 5.1.1 <bad@example.net>: no such user",
+	} {
+		if got := rf.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if !strings.Contains(headers, "Subject: the original") || !strings.Contains(headers, "X-Marker: 42") || strings.Contains(headers, "body text") {
+		t.Errorf("original headers part: %q", headers)
+	}
+}
+
+// No DSN is ever queued for the null sender.
+func TestQueueNoDSNToNullSender(t *testing.T) {
+	s := newQueueSite(t, "RCPT TO:<bad@example.net> => 550 5.1.1 no such user", "")
+	if code := s.run("Subject: x\n\ny\n", "sendmail", "-odq", "-f", "<>", "bad@example.net"); code != 0 {
+		t.Fatalf("exit %d: %s", code, s.lastStderr)
+	}
+	s.run("", "sendmail", "-q")
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("queue after the failure of a message from <>: %+v", items)
+	}
+	s.run("", "sendmail", "-q")
+	s.sink.close()
+	if n := strings.Count(s.sink.received(), "MAIL FROM"); n != 1 {
+		t.Errorf("%d transactions, want only the failed one:\n%s", n, s.sink.received())
+	}
+}
+
+// A second runner finds the runner lock held: one line, exit 0 for -q,
+// nothing delivered; handoff queue flush says the same and exits 75.
+func TestQueueRunnerBusy(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	if code := s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net"); code != 0 {
+		t.Fatalf("exit %d: %s", code, s.lastStderr)
+	}
+	q, err := queue.Open(s.qdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := q.RunnerLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := s.run("", "sendmail", "-q"); code != 0 || s.lastStderr != "sendmail: another queue run is in progress\n" {
+		t.Errorf("-q: exit %d, stderr %q", code, s.lastStderr)
+	}
+	if code := s.run("", "handoff", "queue", "flush"); code != exTempFail || s.lastStderr != "handoff: another queue run is in progress\n" {
+		t.Errorf("flush: exit %d, stderr %q", code, s.lastStderr)
+	}
+	if len(s.items()) != 1 {
+		t.Error("the item was touched while another runner held the queue")
+	}
+	unlock()
+	if code := s.run("", "sendmail", "-q"); code != 0 || len(s.items()) != 0 {
+		t.Errorf("after the lock was released: exit %d, %d items, stderr %q", code, len(s.items()), s.lastStderr)
+	}
+}
+
+// An item locked by someone else (its submitter's own attempt) is
+// skipped by the runner, not delivered twice.
+func TestQueueRunnerSkipsLockedItem(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
+	q, _ := queue.Open(s.qdir)
+	items := s.items()
+	it, err := q.Lock(items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("exit %d: %s", code, s.lastStderr)
+	}
+	it.Unlock()
+	s.sink.close()
+	if got := s.sink.received(); got != "" {
+		t.Errorf("a locked item was delivered:\n%s", got)
+	}
+	if len(s.items()) != 1 {
+		t.Error("the locked item is gone")
+	}
+}
+
+// The first attempt is recorded before connecting, and a failed attempt
+// schedules the next one by the policy: a second -q at once sends
+// nothing; one after the backoff does.
+func TestQueueRetrySchedule(t *testing.T) {
+	s := newQueueSite(t, "RCPT TO: => 451 4.3.0 later", "retry_min = \"10m\"\nretry_max = \"1h\"\n")
+	if code := s.run("Subject: x\n\ny\n", "sendmail", "bob@example.net", "carol@example.net"); code != 0 {
+		t.Fatalf("fallback: exit %d: %s", code, s.lastStderr)
+	}
+	items := s.items()
+	if len(items) != 1 {
+		t.Fatalf("want one item, got %+v", items)
+	}
+	e := items[0]
+	if e.Attempts != 1 || len(e.Recipients) != 2 || e.Recipients[0].State != queue.Deferred || e.Recipients[0].LastReply != "451 4.3.0 later" {
+		t.Errorf("queued item: %+v", e)
+	}
+	if d := e.NextAttempt.Sub(s.now); d < 8*time.Minute || d > 12*time.Minute {
+		t.Errorf("next attempt in %v, want 10m ± 20%%", d)
+	}
+	before := s.sink.received()
+	s.now = s.now.Add(time.Minute)
+	s.run("", "sendmail", "-q")
+	if s.sink.received() != before {
+		t.Errorf("an item not due was tried:\n%s", strings.TrimPrefix(s.sink.received(), before))
+	}
+	// flush ignores the schedule.
+	if code := s.run("", "handoff", "queue", "flush"); code != 0 {
+		t.Fatalf("flush: exit %d: %s", code, s.lastStderr)
+	}
+	items = s.items()
+	if len(items) != 1 || items[0].Attempts != 2 || items[0].Recipients[1].Attempts != 2 {
+		t.Fatalf("after flush: %+v", items)
+	}
+	if d := items[0].NextAttempt.Sub(s.now); d < 16*time.Minute || d > 24*time.Minute {
+		t.Errorf("next attempt in %v after the second attempt, want 20m ± 20%%", d)
+	}
+}
+
+// After max_age the runner gives up: the recipients fail and the sender
+// gets a DSN, without another attempt.
+func TestQueueExpiry(t *testing.T) {
+	s := newQueueSite(t, "", "max_age = \"1h\"\n")
+	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
+	s.now = s.now.Add(2 * time.Hour)
+	s.run("", "sendmail", "-q")
+	if got := s.sink.received(); got != "" {
+		t.Errorf("an expired item was tried:\n%s", got)
+	}
+	items := s.items()
+	if len(items) != 1 || items[0].Sender != "" || items[0].Recipients[0].Addr != "alice@example.org" {
+		t.Fatalf("want only the DSN queued: %+v", items)
+	}
+}
+
+// -q<interval> runs, sleeps, runs again, until its context is done;
+// with the real timer, cancelling the context (SIGTERM) ends the sleep at
+// once and the exit status is 0.
+func TestQueueLoop(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	var sleeps atomic.Int32
+	s.sleep = func(ctx context.Context, d time.Duration) error {
+		if d != 30*time.Minute {
+			t.Errorf("sleep %v", d)
+		}
+		if sleeps.Add(1) == 3 {
+			return context.Canceled
+		}
+		// A message arrives between two runs.
+		if sleeps.Load() == 1 {
+			s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
+		}
+		return nil
+	}
+	if code := s.run("", "sendmail", "-q30m"); code != 0 {
+		t.Fatalf("exit %d: %s", code, s.lastStderr)
+	}
+	if sleeps.Load() != 3 {
+		t.Errorf("%d sleeps", sleeps.Load())
+	}
+	if len(s.items()) != 0 {
+		t.Error("the message queued between runs was not delivered by the next run")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.sleep = nil
+	s.context = func() (context.Context, context.CancelFunc) { return ctx, cancel }
+	done := make(chan int)
+	go func() { done <- s.run("", "sendmail", "-q1h") }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after the signal", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("-q1h did not end when its context was cancelled")
+	}
+}
+
+// Items of other users are invisible to mailq and to the admin
+// commands of a user who is not root; root sees and manages all.
+func TestQueueOwnItemsOnly(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	s.uid = 0
+	s.run("Subject: root's\n\nx\n", "sendmail", "-odq", "bob@example.net")
+	rootID := s.items()[0].ID
+	s.uid = 1000
+	s.run("Subject: alice's\n\nx\n", "sendmail", "-odq", "carol@example.net")
+	if s.run("", "mailq"); strings.Contains(s.lastStdout, rootID) || !strings.Contains(s.lastStdout, "carol@example.net") {
+		t.Errorf("alice's mailq:\n%s", s.lastStdout)
+	}
+	for _, cmd := range []string{"show", "hold", "release", "delete", "flush"} {
+		if code := s.run("", "handoff", "queue", cmd, rootID); code != exUnavailable || s.lastStderr != "handoff: "+rootID+": no such queue item\n" {
+			t.Errorf("alice: queue %s of root's item: exit %d, stderr %q", cmd, code, s.lastStderr)
+		}
+	}
+	if len(s.items()) != 2 {
+		t.Fatal("alice changed root's item")
+	}
+	s.uid = 0
+	if s.run("", "mailq"); !strings.Contains(s.lastStdout, rootID) || !strings.Contains(s.lastStdout, "carol@example.net") {
+		t.Errorf("root's mailq:\n%s", s.lastStdout)
+	}
+	if code := s.run("", "handoff", "queue", "delete", rootID); code != 0 || len(s.items()) != 1 {
+		t.Errorf("root: delete: exit %d, stderr %q", code, s.lastStderr)
+	}
+}
+
+// Usage errors of handoff queue exit 64; an unknown id 69.
+func TestQueueCmdUsage(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	for _, argv := range [][]string{
+		{"handoff", "queue"},
+		{"handoff", "queue", "nope"},
+		{"handoff", "queue", "show"},
+		{"handoff", "queue", "show", "A", "B"},
+		{"handoff", "queue", "list", "extra"},
+		{"handoff", "queue", "hold"},
+		{"handoff", "queue", "delete"},
+		{"handoff", "queue", "release"},
+		{"handoff", "queue", "show", "--json", "0000000000000000"},
+		{"handoff", "queue", "-x", "list"},
+	} {
+		if code := s.run("", argv...); code != exUsage {
+			t.Errorf("%q: exit %d, stderr %q", argv, code, s.lastStderr)
+		}
+	}
+	if code := s.run("", "handoff", "queue", "show", "../../etc/passwd"); code != exUnavailable {
+		t.Errorf("bad id: exit %d, stderr %q", code, s.lastStderr)
+	}
+	if code := s.run("", "handoff", "queue", "list", "--json"); code != 0 || s.lastStdout != "[]\n" {
+		t.Errorf("empty JSON list: exit %d, %q", code, s.lastStdout)
+	}
+}
+
+// A queue that cannot be written: exit 73 for a directory problem, 75
+// for a full or failing disk; never 0.
+func TestQueueExit(t *testing.T) {
+	for err, want := range map[error]int{
+		fmt.Errorf("queue: storing the message: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}): exTempFail,
+		fmt.Errorf("queue: %w", syscall.EDQUOT):                               exTempFail,
+		fmt.Errorf("queue: %w", syscall.EIO):                                  exTempFail,
+		fmt.Errorf("queue: %w", syscall.EACCES):                               exCantCreat,
+		fmt.Errorf("queue: %w", syscall.EROFS):                                exCantCreat,
+		fmt.Errorf("queue: x is not a directory: %w", queue.ErrUnsafe):        exCantCreat,
+		fmt.Errorf("queue: creating the queue directory: %w", os.ErrNotExist): exCantCreat,
+	} {
+		if got := queueExit(err); got != want {
+			t.Errorf("%v: %d, want %d", err, got, want)
+		}
+	}
+}
+
+// The queue's parent directory is missing: -odq exits 73, keeps the
+// message in dead.letter, says so in one line with the directory.
+func TestQueueMissingParent(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	cfg, _ := os.ReadFile(s.cfgPath)
+	missing := filepath.Join(s.dir, "no", "such", "queue")
+	os.WriteFile(s.cfgPath, bytes.Replace(cfg, []byte(s.qdir), []byte(missing), 1), 0o600)
+	code := s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
+	if code != exCantCreat {
+		t.Errorf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(s.lastStderr), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "cannot use the queue in "+missing+": ") || !strings.Contains(lines[1], "dead.letter") {
+		t.Errorf("stderr:\n%s", s.lastStderr)
+	}
+	if _, err := os.Stat(filepath.Join(s.home, "dead.letter")); err != nil {
+		t.Error(err)
+	}
+}
+
+// The runner reports a corrupt item once (Lock moves it aside) and goes
+// on with the others.
+func TestQueueCorruptItemReported(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
+	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "carol@example.net")
+	items := s.items()
+	bad := filepath.Join(s.qdir, "env", items[0].ID)
+	if err := os.WriteFile(bad, []byte("handoff-envelope 1\ngarbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.uid = 0 // the runner: root, or the queue's owner
+	s.run("", "sendmail", "-q")
+	if n := strings.Count(s.lastStderr, "\n"); n != 1 || !strings.Contains(s.lastStderr, items[0].ID) || !strings.Contains(s.lastStderr, "corrupt") {
+		t.Errorf("stderr: %q", s.lastStderr)
+	}
+	if len(s.items()) != 0 {
+		t.Errorf("left in the queue: %+v", s.items())
+	}
+	s.run("", "sendmail", "-q")
+	if s.lastStderr != "" {
+		t.Errorf("reported twice: %q", s.lastStderr)
+	}
+	s.sink.close()
+	if !strings.Contains(s.sink.received(), "RCPT TO:<carol@example.net>") {
+		t.Error("the good item was not delivered")
+	}
+}

@@ -346,6 +346,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	if err != nil {
 		return fail(errorf(exIOErr, err.Error()))
 	}
+	defer closeReader(r)
 	so := &relay.SendOptions{Mail: relay.MailOptions{Size: d.size, UTF8: d.smtpUTF8}}
 	// BODY follows the content, not -B: cron always says -B8BITMIME, and
 	// an ASCII message must not fail at a relay without 8BITMIME.
@@ -407,7 +408,9 @@ func (j *job) sendLocal(d *delivery, rcpts []string, via, dir string) []outcome 
 				o.err = errorf(exIOErr, err.Error())
 				break
 			}
-			if err := mbox.Deliver(mb, d.sender, r, j.env.Now()); err != nil {
+			err = mbox.Deliver(mb, d.sender, r, j.env.Now())
+			closeReader(r)
+			if err != nil {
 				code := exCantCreat
 				if errors.Is(err, mbox.ErrLocked) {
 					code = exTempFail // someone holds the mailbox: try later
@@ -576,4 +579,12 @@ func salvage(env *Env, inv *sendopt.Invocation) {
 	defer msg.Close()
 	j := &job{env: env, inv: inv, home: u.HomeDir, sender: u.Username}
 	j.deadLetter(msg)
+}
+
+// closeReader closes a message reader that holds a file (a queue item's
+// body); in-memory readers need nothing.
+func closeReader(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
+	}
 }

@@ -290,7 +290,10 @@ func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force
 		}
 	}
 	if b := e.Bounces(); len(b) > 0 {
-		j.bounce(q, it, b)
+		j.bounce(q, it, b, false)
+	}
+	if w := e.DelayWarningDue(j.env.Now(), p); len(w) > 0 {
+		j.bounce(q, it, w, true)
 	}
 	if it.Done() {
 		if err := it.Remove(); err != nil {
@@ -345,40 +348,54 @@ func itemDeliveries(it *queue.Item) []itemDelivery {
 	return out
 }
 
-// bounce queues a delivery status notification about rcpts (failed) to
-// the item's sender and marks them notified. When the DSN cannot be
-// queued they stay unnotified, and the next run tries again.
-func (j *job) bounce(q *queue.Queue, it *queue.Item, rcpts []queue.Recipient) {
+// bounce queues a delivery status notification about rcpts to the
+// item's sender: a failure report that marks them notified, or with
+// delayed a delay warning that marks the item warned (once per item).
+// When the DSN cannot be queued nothing is marked, and the next run tries
+// again.
+func (j *job) bounce(q *queue.Queue, it *queue.Item, rcpts []queue.Recipient, delayed bool) {
 	e, id := it.Env, it.ID()
+	what := "bounce"
+	if delayed {
+		what = "delay warning"
+	}
+	done := func() {
+		if delayed {
+			e.DelayWarned = true
+		} else {
+			e.MarkNotified()
+		}
+	}
 	if e.Sender == "" {
-		e.MarkNotified() // never a DSN to <>
+		done() // never a DSN to <>
 		return
 	}
 	body, err := it.Body()
 	if err != nil {
-		j.warnf("queue item %s: reading it for the bounce: %v", id, err)
+		j.warnf("queue item %s: reading it for the %s: %v", id, what, err)
 		return
 	}
+	defer body.Close()
 	header, err := queue.ReadHeader(body, 0)
 	if err != nil {
 		j.warnf("queue item %s: reading it for the bounce: %v", id, err)
 		return
 	}
 	now := j.env.Now()
-	dsn, err := queue.BuildDSN(e, rcpts, header, j.cfg.Hostname, now, false)
+	dsn, err := queue.BuildDSN(e, rcpts, header, j.cfg.Hostname, now, delayed)
 	if err != nil {
-		j.warnf("queue item %s: building the bounce: %v", id, err)
+		j.warnf("queue item %s: building the %s: %v", id, what, err)
 		return
 	}
 	de := queue.DSNEnvelope(e, dsn)
 	de.Created = stamp(now)
 	dsnID, err := q.Enqueue(de, bytes.NewReader(dsn))
 	if err != nil {
-		j.warnf("queue item %s: cannot queue the bounce to %s: %v", id, e.Sender, err)
+		j.warnf("queue item %s: cannot queue the %s to %s: %v", id, what, e.Sender, err)
 		return
 	}
-	e.MarkNotified()
-	j.verbosef("%s: bounce to %s queued as %s", id, e.Sender, dsnID)
+	done()
+	j.verbosef("%s: %s to %s queued as %s", id, what, e.Sender, dsnID)
 }
 
 // queueRunMode is -q, -q<interval> and runq: run the due items once, or

@@ -503,3 +503,49 @@ func TestQueueCorruptItemReported(t *testing.T) {
 		t.Error("the good item was not delivered")
 	}
 }
+
+// A message deferred for longer than delay_warning gets one delay
+// warning (a DSN with Action: delayed) to its sender, and only one.
+func TestQueueDelayWarning(t *testing.T) {
+	s := newQueueSite(t, "RCPT TO:<slow@example.net> => 451 4.3.0 try later", "delay_warning = \"1h\"\n")
+	if code := s.run("Subject: waiting\n\nbody\n", "sendmail", "-i", "slow@example.net"); code != 0 {
+		t.Fatalf("submit: exit %d: %s", code, s.lastStderr)
+	}
+	// Two hours later, still deferred: the warning is queued.
+	s.now = s.now.Add(2 * time.Hour)
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	items := s.items()
+	if len(items) != 2 {
+		t.Fatalf("want the deferred item and a warning: %+v", items)
+	}
+	var warning, orig int
+	for _, it := range items {
+		switch {
+		case it.Sender == "" && len(it.Recipients) == 1 && it.Recipients[0].Addr == "alice@example.org":
+			warning++
+		case it.Sender == "alice@example.org" && it.DelayWarned:
+			orig++
+		}
+	}
+	if warning != 1 || orig != 1 {
+		t.Fatalf("queue: %+v", items)
+	}
+	// Another run later: the warning goes out, no second one is made.
+	s.now = s.now.Add(2 * time.Hour)
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("second -q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 1 || items[0].Sender != "alice@example.org" {
+		t.Fatalf("after the warning went out the original should remain alone: %+v", items)
+	}
+	s.sink.close()
+	wire := s.sink.received()
+	if n := strings.Count(wire, "Action: delayed"); n != 1 {
+		t.Errorf("want one delay warning on the wire, saw %d", n)
+	}
+	if !strings.Contains(wire, "MAIL FROM:<>") || !strings.Contains(wire, "Status: 4.3.0") {
+		t.Errorf("warning not from <> or without the status:\n%s", wire)
+	}
+}

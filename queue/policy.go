@@ -216,7 +216,9 @@ const maxReplyLen = 512
 // text, one line, at most maxReplyLen bytes.
 func replyText(r Result) string {
 	s := r.Reply
-	if s == "" && r.Err != nil {
+	// A failure with only a positive reply (the RCPT was accepted, then
+	// the connection died after the data) is described by its error.
+	if r.Err != nil && (s == "" || s[0] == '2') {
 		s = r.Err.Error()
 	}
 	if s == "" {

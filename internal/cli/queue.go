@@ -482,6 +482,8 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 		return queueExit(err)
 	}
 	defer unlock()
+	j.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
+	defer func() { j.conns.closeAll(ctx); j.conns = nil }()
 	now := j.env.Now()
 	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {
 		j.warnf("removing the leftovers of crashes from %s: %v", q.Dir, err)

@@ -549,3 +549,36 @@ func TestQueueDelayWarning(t *testing.T) {
 		t.Errorf("warning not from <> or without the status:\n%s", wire)
 	}
 }
+
+// A queue run carries every item for a relay over one connection, with
+// RSET between messages, and closes it after messages_per_connection.
+func TestQueueRunSharesConnection(t *testing.T) {
+	s := newQueueSite(t, "", "messages_per_connection = 3\n")
+	for i := 0; i < 5; i++ {
+		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+	}
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("queue not empty: %+v", items)
+	}
+	s.sink.close()
+	wire := s.sink.received()
+	if n := strings.Count(wire, "MAIL FROM:"); n != 5 {
+		t.Errorf("%d messages sent, want 5", n)
+	}
+	// 5 messages at 3 per connection: two connections, RSET before the
+	// second and third message of the first and the second of the next.
+	if n := strings.Count(wire, "EHLO "); n != 2 {
+		t.Errorf("%d connections, want 2:\n%s", n, wire)
+	}
+	if n := strings.Count(wire, "RSET\r\n"); n != 3 {
+		t.Errorf("%d RSETs, want 3", n)
+	}
+	if n := strings.Count(wire, "QUIT\r\n"); n != 2 {
+		t.Errorf("%d QUITs, want 2", n)
+	}
+}

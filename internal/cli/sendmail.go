@@ -25,6 +25,9 @@ type job struct {
 	sender string
 	login  string // the real user's login name
 	home   string
+	// conns keeps relay connections open across the messages of a queue
+	// run; nil (every message dials and quits) otherwise.
+	conns *connCache
 }
 
 // loadConfig reads the config named by -C, HANDOFF_CONFIG or the
@@ -337,11 +340,12 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	if j.inv.Verbose > 0 {
 		opts.Debug = j.env.Stderr
 	}
-	c, err := relay.Dial(ctx, opts)
+	c, err := j.conns.get(ctx, rl.Name, opts)
 	if err != nil {
 		return fail(err)
 	}
-	defer c.Quit(ctx)
+	var sendErr error
+	defer func() { j.conns.put(ctx, rl.Name, c, sendErr) }()
 	r, err := d.open()
 	if err != nil {
 		return fail(errorf(exIOErr, err.Error()))
@@ -363,6 +367,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	}
 	so.OriginalRecipients = d.orcpt
 	res, err := c.SendMail(ctx, d.sender, rcpts, r, so)
+	sendErr = err
 	if res == nil {
 		return fail(err)
 	}

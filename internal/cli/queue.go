@@ -483,7 +483,8 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 	}
 	defer unlock()
 	j.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
-	defer func() { j.conns.closeAll(ctx); j.conns = nil }()
+	j.auth = loadAuthBlocks(q.Dir, j.cfg.Path, flush)
+	defer func() { j.conns.closeAll(ctx); j.conns, j.auth = nil, nil }()
 	now := j.env.Now()
 	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {
 		j.warnf("removing the leftovers of crashes from %s: %v", q.Dir, err)

@@ -582,3 +582,56 @@ func TestQueueRunSharesConnection(t *testing.T) {
 		t.Errorf("%d QUITs, want 2", n)
 	}
 }
+
+// After a 535 a queue run stops connecting to that relay, says so once,
+// and keeps the items queued; later runs leave it alone until the config
+// changes or an admin flushes.
+func TestQueueAuthRefusedBackOff(t *testing.T) {
+	script := "EHLO => 250-sink.test\\n250-AUTH PLAIN\\n250 PIPELINING\nAUTH PLAIN => 535 5.7.8 Authentication credentials invalid"
+	s := newQueueSite(t, script, "")
+	cfg, _ := os.ReadFile(s.cfgPath)
+	cfg = []byte(strings.Replace(string(cfg), "starttls = \"none\"\n", "starttls = \"none\"\nusername = \"alice\"\npassword = \"wrong\"\n", 1))
+	os.WriteFile(s.cfgPath, cfg, 0o600)
+	for i := 0; i < 2; i++ {
+		if code := s.run("Subject: x\n\nbody\n", "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+	}
+	auths := func() int { return strings.Count(s.sink.received(), "AUTH PLAIN") }
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if n := auths(); n != 1 {
+		t.Errorf("first run: %d AUTH attempts, want 1 (the second item must not retry)", n)
+	}
+	if strings.Count(s.lastStderr, "refused the configured credentials") != 1 {
+		t.Errorf("want the refusal said once, stderr:\n%s", s.lastStderr)
+	}
+	items := s.items()
+	if len(items) != 2 {
+		t.Fatalf("both items stay queued: %+v", items)
+	}
+	for _, it := range items {
+		if r := it.Recipients[0]; !strings.Contains(r.LastReply, "535") {
+			t.Errorf("last reply %q does not name the 535", r.LastReply)
+		}
+	}
+	// A later run, same config: no connection at all.
+	s.now = s.now.Add(3 * time.Hour)
+	s.run("", "sendmail", "-q")
+	if n := auths(); n != 1 {
+		t.Errorf("a run under the same config tried AUTH again (%d attempts)", n)
+	}
+	// The admin fixes the password: the next run tries again.
+	os.WriteFile(s.cfgPath, append(cfg, []byte("# password fixed\n")...), 0o600)
+	s.now = s.now.Add(3 * time.Hour)
+	s.run("", "sendmail", "-q")
+	if n := auths(); n != 2 {
+		t.Errorf("after a config change: %d AUTH attempts, want 2", n)
+	}
+	// flush lifts the block too.
+	s.run("", "handoff", "queue", "flush")
+	if n := auths(); n != 3 {
+		t.Errorf("after flush: %d AUTH attempts, want 3", n)
+	}
+}

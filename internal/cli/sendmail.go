@@ -28,6 +28,9 @@ type job struct {
 	// conns keeps relay connections open across the messages of a queue
 	// run; nil (every message dials and quits) otherwise.
 	conns *connCache
+	// auth lists the relays a queue run no longer connects to after a
+	// 535; nil outside queue runs.
+	auth *authBlocks
 }
 
 // loadConfig reads the config named by -C, HANDOFF_CONFIG or the
@@ -340,8 +343,12 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	if j.inv.Verbose > 0 {
 		opts.Debug = j.env.Stderr
 	}
+	if err := j.auth.blocked(rl.Name); err != nil {
+		return fail(err)
+	}
 	c, err := j.conns.get(ctx, rl.Name, opts)
 	if err != nil {
+		j.auth.note(j, rl.Name, err)
 		return fail(err)
 	}
 	var sendErr error

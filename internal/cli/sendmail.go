@@ -310,7 +310,10 @@ func (j *job) send(ctx context.Context, d *delivery, rcpts []string) []outcome {
 			pending = pending[:0:0]
 			last = last[:0]
 			for _, o := range res {
-				if o.err != nil && relay.IsTemporary(o.err) {
+				// The next relay gets every recipient this one did not
+				// refuse for good (a 535 or a dead relay included); an
+				// unknown user stays failed.
+				if o.err != nil && retryLater(o.err) {
 					pending = append(pending, o.rcpt)
 					last = append(last, o)
 				} else {
@@ -466,8 +469,11 @@ func (j *job) report(msg *message.Message, s *submitted) int {
 	if s.qerr != nil {
 		// Neither delivered nor queued: the caller must know, whatever
 		// the other recipients did.
+		// A temporary delivery failure that could not be queued stays
+		// 75 (the caller may retry); with nothing tried it is the
+		// queue's own code.
 		j.queueError(s.qerr)
-		code = queueExit(s.qerr)
+		code = worse(code, queueExit(s.qerr))
 	}
 	if delivered+len(s.queued) == 0 || s.qerr != nil {
 		j.deadLetter(msg)

@@ -8,7 +8,6 @@ import (
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/internal/smtpin"
 	"github.com/handoff-mta/handoff/message"
-	"github.com/handoff-mta/handoff/relay"
 )
 
 // smtpMode is -bs: an SMTP dialogue on stdin/stdout (Symfony, Laravel,
@@ -99,7 +98,7 @@ func (h *smtpHandler) Deliver(envl smtpin.Envelope, data io.Reader) smtpin.Reply
 			continue
 		}
 		line := o.rcpt + ": " + oneLine(o.err.Error())
-		if relay.IsTemporary(o.err) || exitFor(o.err) == exConfig {
+		if c := exitFor(o.err); c == exTempFail || c == exConfig {
 			temp = append(temp, line)
 		} else {
 			perm = append(perm, line)

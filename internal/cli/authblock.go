@@ -89,5 +89,6 @@ func (b *authBlocks) note(j *job, name string, err error) bool {
 		j.warnf("recording that relay %s refused authentication: %v", name, werr)
 	}
 	j.warnf("relay %s refused the configured credentials: %v; not trying it again until the configuration changes or an admin runs 'handoff queue flush'", name, err)
+	j.logNote(j.logID, fmt.Sprintf("relay=%s refused the configured credentials (%v); not tried again until the configuration changes or 'handoff queue flush'", name, oneLine(err.Error())))
 	return true
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -121,6 +122,7 @@ func testEnv(t *testing.T, cfg string, stdin io.Reader) (*Env, *bytes.Buffer, *b
 		Now:             time.Now,
 		StdinIsTerminal: func() bool { return false },
 		MailSpool:       filepath.Join(tmp, "spool"),
+		Log:             io.Discard,
 	}, &stdout, &stderr
 }
 
@@ -191,5 +193,31 @@ func TestEnvelopeInjectionRefused(t *testing.T) {
 	s.close()
 	if got := s.received(); got != "" {
 		t.Errorf("something reached the server: %q", got)
+	}
+}
+
+// [log] format = "json": one JSON object per recipient per attempt, with
+// the fields of PRODUCT.md §8.
+func TestDeliveryLogJSON(t *testing.T) {
+	s := startSink(t, "RCPT TO:<bad@example.net> => 550 5.1.1 no such user")
+	cfg := "hostname = \"h.example.org\"\ndomain = \"example.org\"\n[log]\nformat = \"json\"\n[[relay]]\nname = \"isp\"\nurl = \"smtp://" + s.addr + "\"\nstarttls = \"none\"\n"
+	env, _, _ := testEnv(t, cfg, strings.NewReader("Subject: x\n\nbody\n"))
+	var log bytes.Buffer
+	env.Log = &log
+	RunEnv([]string{"sendmail", "-i", "bob@example.net", "bad@example.net"}, env)
+	s.close()
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 log lines:\n%s", log.String())
+	}
+	want := map[string]string{"bob@example.net": "sent", "bad@example.net": "bounced"}
+	for _, l := range lines {
+		var e logEntry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if e.QueueID != "-" || e.From != "alice@example.org" || e.Relay != "isp" || e.Server != s.addr || want[e.To] != e.Status || e.Reply == "" {
+			t.Errorf("entry %+v", e)
+		}
 	}
 }

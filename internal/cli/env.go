@@ -34,6 +34,8 @@ type Env struct {
 	MailSpool string
 	// Rand is the random source for Message-IDs; nil means crypto/rand.
 	Rand io.Reader
+	// Log, when set, receives the delivery log instead of syslog.
+	Log io.Writer
 	// Context returns the context of a queue run: done when the run is
 	// to stop (SIGTERM or SIGINT for the process), which ends a
 	// -q<interval> loop cleanly. nil: never done.

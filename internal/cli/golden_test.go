@@ -114,7 +114,7 @@ func withQueue(t *testing.T, cfg string) string {
 }
 
 // goldenEnv is the Env of a golden run.
-func goldenEnv(cfgPath, home, spool string, stdin string, stdout, stderr io.Writer, root bool, now time.Time) *Env {
+func goldenEnv(cfgPath, home, spool string, stdin string, stdout, stderr, log io.Writer, root bool, now time.Time) *Env {
 	u := &user.User{Uid: "1000", Gid: "1000", Username: "alice", Name: "Alice Example,,,", HomeDir: home}
 	if root {
 		u = &user.User{Uid: "0", Gid: "0", Username: "root", Name: "root", HomeDir: home}
@@ -123,6 +123,7 @@ func goldenEnv(cfgPath, home, spool string, stdin string, stdout, stderr io.Writ
 		Stdin:  strings.NewReader(stdin),
 		Stdout: stdout,
 		Stderr: stderr,
+		Log:    log,
 		Getenv: func(k string) string {
 			if k == "HANDOFF_CONFIG" {
 				return cfgPath
@@ -180,7 +181,7 @@ func runGolden(t *testing.T, dir string) {
 		}
 	}
 
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr, logBuf bytes.Buffer
 	var exits, queues strings.Builder
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	for n, args := range runs {
@@ -197,6 +198,7 @@ func runGolden(t *testing.T, dir string) {
 			marker := fmt.Sprintf("=== run %d\n", n+1)
 			stdout.WriteString(marker)
 			stderr.WriteString(marker)
+			logBuf.WriteString(marker)
 			sink.mark(marker)
 			in, _ = readOpt(t, filepath.Join(dir, fmt.Sprintf("stdin%d", n+1)))
 			if sc, ok := readOpt(t, filepath.Join(dir, fmt.Sprintf("script%d", n+1))); ok {
@@ -209,7 +211,7 @@ func runGolden(t *testing.T, dir string) {
 			uidFile = fmt.Sprintf("uid%d", n+1)
 		}
 		uid, _ := readOpt(t, filepath.Join(dir, uidFile))
-		env := goldenEnv(cfgPath, home, spool, in, &stdout, &stderr, strings.TrimSpace(uid) == "0", now)
+		env := goldenEnv(cfgPath, home, spool, in, &stdout, &stderr, &logBuf, strings.TrimSpace(uid) == "0", now)
 		code := RunEnv(args, env)
 		fmt.Fprintf(&exits, "%d\n", code)
 		if len(runs) > 1 {
@@ -225,6 +227,7 @@ func runGolden(t *testing.T, dir string) {
 		"want.stderr": stderr.String(),
 		"want.exit":   exits.String(),
 		"want.queue":  queues.String(),
+		"want.log":    logBuf.String(),
 	}
 	if d, ok := readOpt(t, filepath.Join(home, "dead.letter")); ok {
 		got["want.dead.letter"] = d

@@ -132,6 +132,7 @@ func (j *job) submitQueued(msg *message.Message, rcpts []string, attempt bool) *
 		s.queued = append(s.queued, outcome{rcpt: rc})
 	}
 	j.verbosef("queued as %s", s.id)
+	j.logNote(s.id, fmt.Sprintf("queued from=<%s>, nrcpt=%d, size=%d", it.Env.Sender, len(rcpts), it.Env.Size))
 	if attempt {
 		// The item is locked since its creation: no runner can deliver
 		// it twice. Its fate is the queue's now (deferred, or bounced
@@ -186,7 +187,11 @@ func (j *job) enqueueDeferred(msg *message.Message, temp []outcome) (string, err
 	if err != nil {
 		return "", err
 	}
-	return q.Enqueue(e, r)
+	id, err := q.Enqueue(e, r)
+	if err == nil {
+		j.logNote(id, fmt.Sprintf("queued from=<%s>, nrcpt=%d, size=%d", e.Sender, len(rcpts), e.Size))
+	}
+	return id, err
 }
 
 // results turns outcomes into the queue's results; retry says which
@@ -256,6 +261,8 @@ func (j *job) verbosef(format string, a ...any) {
 // submission (-odb, mode always) for its own.
 func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force bool) {
 	defer it.Unlock()
+	j.logID = it.ID()
+	defer func() { j.logID = "" }()
 	e, id, p := it.Env, it.ID(), j.policy()
 	now := j.env.Now()
 	switch {
@@ -326,6 +333,7 @@ func itemDeliveries(it *queue.Item) []itemDelivery {
 			i = len(out)
 			byNotify[key] = i
 			out = append(out, itemDelivery{delivery: &delivery{
+				arrival:  e.Created,
 				sender:   e.Sender,
 				open:     func() (io.Reader, error) { return it.Body() },
 				size:     e.Size,

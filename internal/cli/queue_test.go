@@ -67,6 +67,7 @@ func (s *queueSite) run(stdin string, argv ...string) int {
 		Now:             func() time.Time { return s.now },
 		StdinIsTerminal: func() bool { return false },
 		MailSpool:       filepath.Join(s.dir, "spool"),
+		Log:             io.Discard,
 		Context:         s.context,
 		Sleep:           s.sleep,
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/handoff-mta/handoff/message"
 	"github.com/handoff-mta/handoff/queue"
 	"github.com/handoff-mta/handoff/relay"
+	"time"
 )
 
 // job is one sendmail invocation in the making.
@@ -31,6 +32,10 @@ type job struct {
 	// auth lists the relays a queue run no longer connects to after a
 	// 535; nil outside queue runs.
 	auth *authBlocks
+	// log receives the delivery log (nil: none); logID is the queue id
+	// of the item being delivered, "" at submission.
+	log   io.Writer
+	logID string
 }
 
 // loadConfig reads the config named by -C, HANDOFF_CONFIG or the
@@ -55,7 +60,7 @@ func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", inv.Name, w)
 	}
-	j := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}}
+	j := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}, log: logWriter(env, cfg)}
 	if u, err := env.User(); err == nil {
 		j.login, j.home = u.Username, u.HomeDir
 	}
@@ -187,6 +192,8 @@ type outcome struct {
 	via   string // relay name or "local"
 	reply *relay.Reply
 	err   error
+	// server and tls describe the connection, for the log.
+	server, tls string
 }
 
 // delivery is one message to deliver and its envelope: the sender, the
@@ -197,8 +204,10 @@ type outcome struct {
 // so routing and failover are the same for both.
 type delivery struct {
 	sender string // "" for the null sender <>
-	open   func() (io.Reader, error)
-	size   int64
+	// arrival is when the message came in, for the log's delay.
+	arrival time.Time
+	open    func() (io.Reader, error)
+	size    int64
 	// has8Bit sends BODY=8BITMIME; body7Bit (-B given, ASCII content)
 	// sends BODY=7BIT; smtpUTF8 asks for SMTPUTF8.
 	has8Bit, body7Bit, smtpUTF8 bool
@@ -212,6 +221,7 @@ type delivery struct {
 // submission is the delivery of a message being submitted.
 func (j *job) submission(msg *message.Message) *delivery {
 	return &delivery{
+		arrival:  j.env.Now(),
 		sender:   j.sender,
 		open:     func() (io.Reader, error) { return msg.Reader() },
 		size:     msg.Size,
@@ -326,15 +336,17 @@ func (j *job) send(ctx context.Context, d *delivery, rcpts []string) []outcome {
 		}
 		out = append(out, last...)
 	}
+	j.logOutcomes(d, out)
 	return out
 }
 
 // sendRelay delivers to one relay over SMTP/SMTPS/LMTP.
 func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *config.Relay) []outcome {
+	var server, tls string
 	fail := func(err error) []outcome {
 		out := make([]outcome, len(rcpts))
 		for i, r := range rcpts {
-			out[i] = outcome{rcpt: r, via: rl.Name, err: err, reply: relay.ReplyOf(err)}
+			out[i] = outcome{rcpt: r, via: rl.Name, err: err, reply: relay.ReplyOf(err), server: server, tls: tls}
 		}
 		return out
 	}
@@ -343,6 +355,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		return fail(errorf(exConfig, err.Error()))
 	}
 	opts.Auth = cred
+	server = opts.Address
 	if j.inv.Verbose > 0 {
 		opts.Debug = j.env.Stderr
 	}
@@ -354,6 +367,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		j.auth.note(j, rl.Name, err)
 		return fail(err)
 	}
+	server, tls = c.Server(), c.TLS()
 	var sendErr error
 	defer func() { j.conns.put(ctx, rl.Name, c, sendErr) }()
 	r, err := d.open()
@@ -383,7 +397,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	}
 	out := make([]outcome, len(res.Recipients))
 	for i, rr := range res.Recipients {
-		out[i] = outcome{rcpt: rr.Address, via: rl.Name, reply: rr.Reply, err: rr.Err}
+		out[i] = outcome{rcpt: rr.Address, via: rl.Name, reply: rr.Reply, err: rr.Err, server: server, tls: tls}
 		if rr.Err != nil && rr.Reply == nil {
 			out[i].reply = relay.ReplyOf(rr.Err)
 		}

@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"strings"
+
+	"github.com/handoff-mta/handoff/config"
+	"github.com/handoff-mta/handoff/relay"
+)
+
+// The delivery log (PRODUCT.md §8): one line per recipient per delivery
+// attempt, in Postfix's key=value style or as JSON, to syslog (facility
+// mail) unless [log] syslog = false:
+//
+//	0JM2Q4ZK8PX7A3BD: from=<www@example.com>, to=<bob@example.net>, relay=isp[smtp.example.com:465], tls=TLSv1.3 TLS_AES_128_GCM_SHA256, delay=0.21, status=sent (250 2.0.0 Ok: queued as 4F2A3B)
+//
+// The queue id is "-" for a message delivered at submission before it
+// was ever queued, as Postfix writes NOQUEUE.
+
+// logWriter opens the log the config asks for; nil when there is none
+// (syslog off, or no syslog socket on this host: delivery never fails
+// for want of a log).
+func logWriter(env *Env, cfg *config.Config) io.Writer {
+	if env.Log != nil {
+		return env.Log
+	}
+	if !cfg.Log.Syslog {
+		return nil
+	}
+	w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "handoff")
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// logEntry is one logged outcome.
+type logEntry struct {
+	QueueID string  `json:"queue_id"`
+	From    string  `json:"from"`
+	To      string  `json:"to"`
+	Relay   string  `json:"relay"`
+	Server  string  `json:"server,omitempty"`
+	TLS     string  `json:"tls,omitempty"`
+	Delay   float64 `json:"delay"`
+	Status  string  `json:"status"` // sent, deferred or bounced
+	Reply   string  `json:"reply"`
+	Dup     bool    `json:"possible_duplicate,omitempty"`
+}
+
+// logOutcomes writes a line for each outcome of one delivery.
+func (j *job) logOutcomes(d *delivery, out []outcome) {
+	if j.log == nil {
+		return
+	}
+	id := j.logID
+	if id == "" {
+		id = "-"
+	}
+	delay := j.env.Now().Sub(d.arrival).Seconds()
+	if d.arrival.IsZero() || delay < 0 {
+		delay = 0
+	}
+	for _, o := range out {
+		e := logEntry{QueueID: id, From: d.sender, To: o.rcpt, Relay: o.via, Server: o.server, TLS: o.tls, Delay: delay}
+		switch {
+		case o.err == nil:
+			e.Status = "sent"
+			if o.reply != nil {
+				e.Reply = o.reply.String()
+			}
+		case retryLater(o.err):
+			e.Status = "deferred"
+			e.Reply = o.err.Error()
+			e.Dup = errors.Is(o.err, relay.ErrOutcomeUnknown)
+		default:
+			e.Status = "bounced"
+			e.Reply = o.err.Error()
+		}
+		j.writeLog(e)
+	}
+}
+
+// writeLog formats one entry.
+func (j *job) writeLog(e logEntry) {
+	e.Reply = strings.NewReplacer("\r", " ", "\n", " ").Replace(e.Reply)
+	if j.cfg.Log.Format == config.FormatJSON {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(j.log, "%s\n", b)
+		return
+	}
+	relayField := e.Relay
+	if e.Server != "" {
+		relayField += "[" + e.Server + "]"
+	}
+	line := fmt.Sprintf("%s: from=<%s>, to=<%s>, relay=%s", e.QueueID, e.From, e.To, relayField)
+	if e.TLS != "" {
+		line += ", tls=" + e.TLS
+	}
+	line += fmt.Sprintf(", delay=%.2f, status=%s (%s)", e.Delay, e.Status, e.Reply)
+	if e.Dup {
+		line += ", possible duplicate: the connection was lost after the end of data"
+	}
+	fmt.Fprintf(j.log, "%s\n", line)
+}
+
+// logNote writes a free-form line (a queued message, a relay blocked
+// after 535).
+func (j *job) logNote(id, text string) {
+	if j.log == nil {
+		return
+	}
+	if id == "" {
+		id = "-"
+	}
+	if j.cfg.Log.Format == config.FormatJSON {
+		b, _ := json.Marshal(map[string]string{"queue_id": id, "note": text})
+		fmt.Fprintf(j.log, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(j.log, "%s: %s\n", id, text)
+}

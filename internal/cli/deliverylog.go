@@ -14,22 +14,23 @@ import (
 
 // The delivery log (PRODUCT.md §8): one line per recipient per delivery
 // attempt, in Postfix's key=value style or as JSON, to syslog (facility
-// mail) unless [log] syslog = false:
+// mail), or to standard error with [log] syslog = false:
 //
 //	0JM2Q4ZK8PX7A3BD: from=<www@example.com>, to=<bob@example.net>, relay=isp[smtp.example.com:465], tls=TLSv1.3 TLS_AES_128_GCM_SHA256, delay=0.21, status=sent (250 2.0.0 Ok: queued as 4F2A3B)
 //
 // The queue id is "-" for a message delivered at submission before it
 // was ever queued, as Postfix writes NOQUEUE.
 
-// logWriter opens the log the config asks for; nil when there is none
-// (syslog off, or no syslog socket on this host: delivery never fails
-// for want of a log).
+// logWriter opens the log the config asks for: syslog, or standard
+// error with [log] syslog = false; nil when syslog is asked for but this
+// host has no syslog socket (a container): delivery never fails for want
+// of a log.
 func logWriter(env *Env, cfg *config.Config) io.Writer {
 	if env.Log != nil {
 		return env.Log
 	}
 	if !cfg.Log.Syslog {
-		return nil
+		return env.Stderr
 	}
 	w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "handoff")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"strconv"
@@ -36,6 +37,10 @@ type Env struct {
 	Rand io.Reader
 	// Log, when set, receives the delivery log instead of syslog.
 	Log io.Writer
+	// Background starts this program detached with args (args[0] is the
+	// name to run it as) and does not wait for it; nil makes -odb and
+	// mode "always" attempt delivery in the calling process.
+	Background func(args []string) error
 	// Context returns the context of a queue run: done when the run is
 	// to stop (SIGTERM or SIGINT for the process), which ends a
 	// -q<interval> loop cleanly. nil: never done.
@@ -63,7 +68,8 @@ func processEnv(stdin io.Reader, stdout, stderr io.Writer) *Env {
 			fi, err := f.Stat()
 			return err == nil && fi.Mode()&os.ModeCharDevice != 0
 		},
-		MailSpool: "/var/mail",
+		MailSpool:  "/var/mail",
+		Background: startDetached,
 		Context: func() (context.Context, context.CancelFunc) {
 			return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		},
@@ -106,4 +112,30 @@ func (e *Env) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startDetached runs this executable again in a new session with its
+// standard streams on /dev/null, and lets it go.
+func startDetached(args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        args,
+		Stdin:       null,
+		Stdout:      null,
+		Stderr:      null,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
 }

@@ -133,14 +133,30 @@ func (j *job) submitQueued(msg *message.Message, rcpts []string, attempt bool) *
 	}
 	j.verbosef("queued as %s", s.id)
 	j.logNote(s.id, fmt.Sprintf("queued from=<%s>, nrcpt=%d, size=%d", it.Env.Sender, len(rcpts), it.Env.Size))
-	if attempt {
-		// The item is locked since its creation: no runner can deliver
-		// it twice. Its fate is the queue's now (deferred, or bounced
-		// with a DSN), not the exit status's.
-		j.attempt(context.Background(), q, it, true)
-	} else {
+	if !attempt {
 		it.Unlock()
+		return s
 	}
+	if j.env.Background != nil {
+		// -odb / mode always: a detached "handoff queue flush ID" makes
+		// the attempt, so the caller does not wait for the relay. If it
+		// cannot be started, the attempt is made here.
+		it.Unlock()
+		args := []string{"handoff", "queue"}
+		if j.cfg.Path != "" {
+			args = append(args, "-C", j.cfg.Path)
+		}
+		if err := j.env.Background(append(args, "flush", s.id)); err == nil {
+			return s
+		}
+		if it, err = q.Lock(s.id); err != nil {
+			return s // a runner has it already
+		}
+	}
+	// The item is locked: no runner can deliver it twice. Its fate is the
+	// queue's now (deferred, or bounced with a DSN), not the exit
+	// status's.
+	j.attempt(context.Background(), q, it, true)
 	return s
 }
 
@@ -491,7 +507,9 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 	}
 	defer unlock()
 	j.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
-	j.auth = loadAuthBlocks(q.Dir, j.cfg.Path, flush)
+	// Only a flush of the whole queue is the admin's word that a relay
+	// refusing the credentials may be tried again.
+	j.auth = loadAuthBlocks(q.Dir, j.cfg.Path, flush && ids == nil)
 	defer func() { j.conns.closeAll(ctx); j.conns, j.auth = nil, nil }()
 	now := j.env.Now()
 	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {

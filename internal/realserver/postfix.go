@@ -228,10 +228,11 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 		}
 	})
 
+	// The phases of the start are timed for the log: on a busy machine
+	// each can take seconds.
+	//
 	// Make the queue directory tree with the owners and modes of
 	// $meta_directory/postfix-files.
-	// The phases are timed for the log: on a busy machine each takes
-	// seconds.
 	phase := time.Now()
 	if out, err := p.postfix("post-install", "create-missing"); err != nil {
 		t.Fatalf("realserver: postfix post-install create-missing after %v: %v\n%s\nlog:\n%s",

@@ -45,6 +45,13 @@ func startFake(t testing.TB, script func(s *session)) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startFakeListener(t, ln, script)
+}
+
+// startFakeListener is startFake on a listener the test made (a TLS
+// listener for implicit TLS, a Unix socket).
+func startFakeListener(t testing.TB, ln net.Listener, script func(s *session)) *fakeServer {
+	t.Helper()
 	f := &fakeServer{t: t, ln: ln, addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)

@@ -446,27 +446,7 @@ func slStartUnixFake(t *testing.T, script func(s *session)) (*fakeServer, string
 	if err != nil {
 		t.Skipf("no Unix sockets: %v", err)
 	}
-	f := &fakeServer{t: t, ln: ln, addr: path, done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(20 * time.Second))
-		s := &session{t: t, srv: f, conn: conn}
-		s.setConn(conn)
-		script(s)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		select {
-		case <-f.done:
-		case <-time.After(25 * time.Second):
-			t.Error("fake server script did not finish")
-		}
-	})
+	f := startFakeListener(t, ln, script)
 	return f, path
 }
 

@@ -156,34 +156,6 @@ func writeTemp(t testing.TB, name string, data []byte) string {
 
 // --- fakes -------------------------------------------------------------
 
-// startFakeListener is startFake on a listener the test made (a TLS
-// listener for implicit TLS, a Unix socket).
-func startFakeListener(t testing.TB, ln net.Listener, script func(s *session)) *fakeServer {
-	t.Helper()
-	f := &fakeServer{t: t, ln: ln, addr: ln.Addr().String(), done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(20 * time.Second))
-		s := &session{t: t, srv: f, conn: conn}
-		s.setConn(conn)
-		script(s)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		select {
-		case <-f.done:
-		case <-time.After(25 * time.Second):
-			t.Error("fake server script did not finish")
-		}
-	})
-	return f
-}
-
 // tlsProbe is a STARTTLS server for handshake tests: greeting, EHLO with
 // STARTTLS, the upgrade, and after a successful handshake a second EHLO
 // and QUIT. ok reports, once the script has ended, whether the server's

@@ -77,6 +77,8 @@ type sink struct {
 	epoch int
 	msgs  []sinkMsg
 	conns int
+	// active is the number of open sessions, peak its highest value.
+	active, peak int
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -135,6 +137,13 @@ func (s *sink) connections() int {
 	return s.conns
 }
 
+// peakConnections returns the most sessions that were open at once.
+func (s *sink) peakConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
 // delivered counts the acknowledged deliveries per marker and recipient
 // ("marker rcpt").
 func (s *sink) delivered() map[string]int {
@@ -160,11 +169,16 @@ func (s *sink) serve() {
 		s.mu.Lock()
 		f, epoch := s.fault, s.epoch
 		s.conns++
+		s.active++
+		s.peak = max(s.peak, s.active)
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.session(c, f, epoch)
+			s.mu.Lock()
+			s.active--
+			s.mu.Unlock()
 		}()
 	}
 }

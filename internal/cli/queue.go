@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -517,7 +518,6 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 	} else if n > 0 {
 		j.verbosef("removed %d leftovers of crashes from %s", n, q.Dir)
 	}
-	code := exOK
 	explicit := ids != nil
 	own := j.callerFilter(q)
 	if !explicit {
@@ -530,52 +530,120 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 			return queueExit(err)
 		}
 	}
+	run := func(w *job, id string) int { return w.runItem(ctx, q, id, explicit, own, flush) }
+	workers := min(j.cfg.Queue.ConnectionsPerRelay, len(ids))
+	if workers <= 1 {
+		code := exOK
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				break
+			}
+			code = worse(code, run(j, id))
+		}
+		return code
+	}
+	return j.parallel(ctx, workers, ids, run)
+}
+
+// parallel runs the items of one queue run on workers goroutines. Each
+// worker keeps its own connection to each relay it delivers to, so a
+// relay sees at most workers connections (connections_per_relay) from
+// this run; the 535 blocks are shared. Output to the caller and the log
+// goes through locks, one line at a time.
+func (j *job) parallel(ctx context.Context, workers int, ids []string, run func(*job, string) int) int {
+	env := *j.env
+	env.Stderr = &lockedWriter{w: env.Stderr}
+	var log io.Writer
+	if j.log != nil {
+		log = &lockedWriter{w: j.log}
+	}
+	feed := make(chan string)
+	var (
+		mu   sync.Mutex
+		code = exOK
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		w := *j
+		w.env, w.log, w.logID = &env, log, ""
+		w.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
+		wg.Go(func() {
+			defer w.conns.closeAll(ctx)
+			for id := range feed {
+				c := run(&w, id)
+				mu.Lock()
+				code = worse(code, c)
+				mu.Unlock()
+			}
+		})
+	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		it, err := q.Lock(id)
-		var ce *queue.CorruptError
-		switch {
-		case errors.Is(err, queue.ErrBusy):
-			// Being delivered by its submitter, or edited.
-			if explicit {
-				j.warnf("%s: %v; try again later", id, queue.ErrBusy)
-				code = worse(code, exTempFail)
-			}
-			continue
-		case errors.As(err, &ce):
-			j.warnf("%v", err)
-			if explicit {
-				code = worse(code, exUnavailable)
-			}
-			continue
-		case errors.Is(err, queue.ErrNotFound):
-			if explicit {
-				j.warnf("%s: no such queue item", id)
-				code = worse(code, exUnavailable)
-			}
-			continue
-		case err != nil:
-			j.warnf("%v", err)
-			continue
-		}
-		if !own.Match(it.Env) {
-			it.Unlock()
-			j.warnf("%s: no such queue item", id)
-			code = worse(code, exUnavailable)
-			continue
-		}
-		if it.Env.Held {
-			it.Unlock()
-			if explicit {
-				j.warnf("%s: on hold (handoff queue release %s)", id, id)
-			}
-			continue
-		}
-		j.attempt(ctx, q, it, flush)
+		feed <- id
 	}
+	close(feed)
+	wg.Wait()
 	return code
+}
+
+// lockedWriter serialises the writes of parallel workers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// runItem locks one item of a run and attempts it, reporting what stops
+// it; it returns the exit status this item contributes. explicit says the
+// admin named the item (a missing or busy one is then an error).
+func (j *job) runItem(ctx context.Context, q *queue.Queue, id string, explicit bool, own queue.Filter, flush bool) int {
+	it, err := q.Lock(id)
+	var ce *queue.CorruptError
+	switch {
+	case errors.Is(err, queue.ErrBusy):
+		// Being delivered by its submitter, or edited.
+		if explicit {
+			j.warnf("%s: %v; try again later", id, queue.ErrBusy)
+			return exTempFail
+		}
+		return exOK
+	case errors.As(err, &ce):
+		j.warnf("%v", err)
+		if explicit {
+			return exUnavailable
+		}
+		return exOK
+	case errors.Is(err, queue.ErrNotFound):
+		if explicit {
+			j.warnf("%s: no such queue item", id)
+			return exUnavailable
+		}
+		return exOK
+	case err != nil:
+		j.warnf("%v", err)
+		return exOK
+	}
+	if !own.Match(it.Env) {
+		it.Unlock()
+		j.warnf("%s: no such queue item", id)
+		return exUnavailable
+	}
+	if it.Env.Held {
+		it.Unlock()
+		if explicit {
+			j.warnf("%s: on hold (handoff queue release %s)", id, id)
+		}
+		return exOK
+	}
+	j.attempt(ctx, q, it, flush)
+	return exOK
 }
 
 // candidates lists the ids a run looks at: those Due, or with flush every

@@ -554,7 +554,7 @@ func TestQueueDelayWarning(t *testing.T) {
 // A queue run carries every item for a relay over one connection, with
 // RSET between messages, and closes it after messages_per_connection.
 func TestQueueRunSharesConnection(t *testing.T) {
-	s := newQueueSite(t, "", "messages_per_connection = 3\n")
+	s := newQueueSite(t, "", "messages_per_connection = 3\nconnections_per_relay = 1\n")
 	for i := 0; i < 5; i++ {
 		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
 			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)

@@ -362,9 +362,8 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	if err := j.auth.blocked(rl.Name); err != nil {
 		return fail(err)
 	}
-	c, err := j.conns.get(ctx, rl.Name, opts)
+	c, err := j.auth.connect(ctx, j, rl.Name, func() (*relay.Client, error) { return j.conns.get(ctx, rl.Name, opts) })
 	if err != nil {
-		j.auth.note(j, rl.Name, err)
 		return fail(err)
 	}
 	server, tls = c.Server(), c.TLS()

@@ -721,3 +721,151 @@ func TestXOAUTH2RefusedReportsServerError(t *testing.T) {
 	}
 	f.wait()
 }
+
+// MailOptions.Extra: each parameter goes out as given, in order, after
+// the ones MailOptions sends itself, whether or not the server
+// advertises it, from SendMail and from Mail alike.
+func TestMailExtraParameters(t *testing.T) {
+	extra := []string{"XHANDOFF-MODE=queue", "X-FLAG", "MT-PRIORITY=-3", "XID=a+2Bb<c>"}
+	const mail = "MAIL FROM:<a@x.test> SIZE=3 BODY=8BITMIME RET=HDRS XHANDOFF-MODE=queue X-FLAG MT-PRIORITY=-3 XID=a+2Bb<c>"
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO("SIZE 1000", "8BITMIME", "DSN") {
+			return
+		}
+		slTxn(s, mail, "RCPT TO:<b@y.test>")
+		if s.expect("MAIL FROM:<> X-FLAG") {
+			s.send("250 2.1.0 ok")
+		}
+		s.quit()
+	})
+	c := dialFake(t, f, plainOpts(f))
+	opts := &SendOptions{Mail: MailOptions{Body: Body8BitMIME, Return: ReturnHeaders, Extra: extra}}
+	if _, err := c.SendMail(bg, "a@x.test", []string{"b@y.test"}, strings.NewReader("x\r\n"), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Mail(bg, "", &MailOptions{Extra: []string{"X-FLAG"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit(bg)
+	want := "EHLO client.test\r\n" + mail + "\r\nRCPT TO:<b@y.test>\r\nDATA\r\nx\r\n.\r\nMAIL FROM:<> X-FLAG\r\nQUIT\r\n"
+	if got := f.received(); got != want {
+		t.Errorf("wire:\n%q\nwant\n%q", got, want)
+	}
+	if len(opts.Mail.Extra) != len(extra) || opts.Mail.Extra[0] != extra[0] {
+		t.Errorf("caller's Extra changed: %q", opts.Mail.Extra)
+	}
+}
+
+// An Extra "SMTPUTF8" starts an SMTPUTF8 transaction, so Rcpt may send a
+// UTF-8 address afterwards; a keyword that only starts with SMTPUTF8
+// does not.
+func TestMailExtraSMTPUTF8(t *testing.T) {
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO("SMTPUTF8") {
+			return
+		}
+		if s.expect("MAIL FROM:<a@x.test> smtputf8") {
+			s.send("250 2.1.0 ok")
+		}
+		if s.expect("RCPT TO:<bé@y.test>") {
+			s.send("250 2.1.5 ok")
+		}
+		if s.expect("RSET") {
+			s.send("250 2.0.0 ok")
+		}
+		if s.expect("MAIL FROM:<a@x.test> SMTPUTF8X") {
+			s.send("250 2.1.0 ok")
+		}
+		s.quit()
+	})
+	c := dialFake(t, f, plainOpts(f))
+	if _, err := c.Mail(bg, "a@x.test", &MailOptions{Extra: []string{"smtputf8"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rcpt(bg, "bé@y.test", nil); err != nil {
+		t.Fatalf("Rcpt after an Extra SMTPUTF8: %v", err)
+	}
+	if _, err := c.Reset(bg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Mail(bg, "a@x.test", &MailOptions{Extra: []string{"SMTPUTF8X"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rcpt(bg, "bé@y.test", nil); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Rcpt of a UTF-8 address without SMTPUTF8: %v, want ErrNotSupported", err)
+	}
+	c.Quit(bg)
+	f.wait()
+}
+
+// A malformed Extra parameter is refused with ErrInvalidArgument, by Mail
+// and SendMail, before anything is sent; after a HELO fallback any Extra
+// is refused with ErrNotSupported rather than dropped.
+func TestMailExtraRefused(t *testing.T) {
+	bad := []string{
+		"",
+		"=v",
+		"-X",
+		"X_Y",
+		"KEY WORD",
+		"KÉY",
+		"K=",
+		"K=a b",
+		"K=a\rb",
+		"K=a\nRCPT TO:<evil@x>",
+		"K=a\x00",
+		"K=a=b",
+		"K=a\tb",
+		"K=\x7f",
+		"K=é",
+	}
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO("DSN", "SMTPUTF8") {
+			return
+		}
+		if s.expect("NOOP") {
+			s.send("250 2.0.0 ok")
+		}
+	})
+	c := dialFake(t, f, plainOpts(f))
+	for _, p := range bad {
+		mo := MailOptions{Extra: []string{"X-GOOD", p}}
+		_, err := c.Mail(bg, "a@x.test", &mo)
+		if !errors.Is(err, ErrInvalidArgument) || IsTemporary(err) {
+			t.Errorf("Mail with %q: %v, want a permanent ErrInvalidArgument", p, err)
+		}
+		_, err = c.SendMail(bg, "a@x.test", []string{"b@y.test"}, strings.NewReader("x\r\n"), &SendOptions{Mail: mo})
+		if !errors.Is(err, ErrInvalidArgument) || IsTemporary(err) {
+			t.Errorf("SendMail with %q: %v, want a permanent ErrInvalidArgument", p, err)
+		}
+	}
+	if _, err := c.Noop(bg); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got, want := f.received(), "EHLO client.test\r\nNOOP\r\n"; got != want {
+		t.Errorf("wire %q, want %q", got, want)
+	}
+
+	f = startFake(t, func(s *session) {
+		s.send("220 old.test")
+		s.expect("EHLO client.test")
+		s.send("502 5.5.1 what?")
+		s.expect("HELO client.test")
+		s.send("250 old.test")
+		s.quit()
+	})
+	c = dialFake(t, f, plainOpts(f))
+	_, err := c.SendMail(bg, "a@x.test", []string{"b@y.test"}, strings.NewReader("x\r\n"), &SendOptions{Mail: MailOptions{Extra: []string{"X-FLAG"}}})
+	if !errors.Is(err, ErrNotSupported) || IsTemporary(err) {
+		t.Errorf("SendMail with Extra after HELO: %v, want a permanent ErrNotSupported", err)
+	}
+	_, err = c.Mail(bg, "a@x.test", &MailOptions{Extra: []string{"K=a b"}})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Mail with a bad Extra after HELO: %v, want ErrInvalidArgument", err)
+	}
+	c.Quit(bg)
+	if got, want := f.received(), "EHLO client.test\r\nHELO client.test\r\nQUIT\r\n"; got != want {
+		t.Errorf("wire %q, want %q", got, want)
+	}
+}

@@ -25,6 +25,7 @@
 //	verify, expn, help           Client.Verify, Client.Expand, Client.Help
 //	noop, rset, quit, close      Client.Noop, Client.Reset, Client.Quit, Client.Close
 //	mail, rcpt, data             Client.Mail, Client.Rcpt, Client.Data (LMTPData for LMTP)
+//	mail_options                 MailOptions (typed) and MailOptions.Extra (as given)
 //	docmd                        Client.Docmd
 //	sendmail                     Client.SendMail
 //
@@ -36,8 +37,10 @@
 //
 // SendMail runs one transaction: MAIL with the parameters the server
 // supports (SIZE, BODY, SMTPUTF8 only when an address or the caller needs
-// it, DSN RET/ENVID, REQUIRETLS, AUTH=), one RCPT per recipient (DSN
-// NOTIFY/ORCPT), then DATA or BDAT. With PIPELINING (RFC 2920) MAIL, the
+// it, DSN RET/ENVID, REQUIRETLS, AUTH=), followed by the caller's own
+// MailOptions.Extra, checked against RFC 5321's esmtp-keyword and
+// esmtp-value syntax and sent as given whether advertised or not; then
+// one RCPT per recipient (DSN NOTIFY/ORCPT), then DATA or BDAT. With PIPELINING (RFC 2920) MAIL, the
 // RCPTs and DATA go out together, in groups of at most 4 KiB so neither
 // side can block on a full window, and every reply is matched to its
 // command by counting. Without it each command waits for its reply.

@@ -43,7 +43,8 @@ const (
 // when the server offers its extension; when the server lacks one the
 // request needs (8-bit body, UTF-8 addresses, REQUIRETLS), MAIL is not
 // sent and the error wraps ErrNotSupported. After a HELO fallback no
-// parameter is sent at all.
+// parameter is sent at all (and Extra is refused). Extra goes out
+// whatever the server offers.
 type MailOptions struct {
 	// Size is the message size in octets with CRLF line endings, before
 	// dot-stuffing (RFC 1870: an estimate). 0: unknown, not sent. When the server's
@@ -69,6 +70,19 @@ type MailOptions struct {
 	// identity of the submitter, or "<>"; sent when the session is
 	// authenticated.
 	Auth string
+	// Extra are further parameters, smtplib's mail_options: each
+	// "KEYWORD" or "KEYWORD=value", sent as given, in order, after the
+	// parameters above, whatever the server advertises (the caller
+	// decides, as with smtplib). The keyword is an RFC 5321 esmtp-keyword
+	// (a letter or digit, then letters, digits and "-"); the value an
+	// esmtp-value (one or more printable ASCII characters other than "="
+	// and space: encode it, as xtext for instance, before). Anything else
+	// is refused with ErrInvalidArgument before MAIL is sent. Extra
+	// parameters need ESMTP: after a HELO fallback MAIL is refused with
+	// ErrNotSupported rather than sent without them. A keyword that one
+	// of the fields above also sends goes out twice; set it there
+	// instead.
+	Extra []string
 }
 
 // RcptOptions are the ESMTP parameters of RCPT TO, sent when the server
@@ -170,35 +184,47 @@ func unitext(s string) string {
 	return b.String()
 }
 
-// mailLine builds and checks MAIL FROM for this session.
-func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (string, error) {
+// mailLine builds and checks MAIL FROM for this session. smtputf8
+// reports whether the line starts an SMTPUTF8 transaction, by
+// MailOptions or by an Extra parameter.
+func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (line string, smtputf8 bool, err error) {
 	if o == nil {
 		o = &MailOptions{}
 	}
+	extraUTF8 := false
+	for _, p := range o.Extra {
+		if err := checkMailParam(p); err != nil {
+			return "", false, err
+		}
+		extraUTF8 = extraUTF8 || strings.EqualFold(p, "SMTPUTF8")
+	}
 	path, u, err := formatPath(from)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	utf8 = utf8 || u || o.UTF8
-	line := "MAIL FROM:" + path
+	line = "MAIL FROM:" + path
 	if utf8 {
 		if _, ok := c.Extension("SMTPUTF8"); !ok {
-			return "", notSupported(EnhancedCode{5, 6, 7}, "%s: the message needs SMTPUTF8 (non-ASCII address or header) but the server does not offer it", c.server)
+			return "", false, notSupported(EnhancedCode{5, 6, 7}, "%s: the message needs SMTPUTF8 (non-ASCII address or header) but the server does not offer it", c.server)
 		}
 		line += " SMTPUTF8"
 	}
 	if !c.esmtp {
 		if o.Body == Body8BitMIME || o.Body == BodyBinaryMIME {
-			return "", notSupported(EnhancedCode{5, 6, 3}, "%s: the message has 8-bit content but the server does not speak ESMTP (8BITMIME)", c.server)
+			return "", false, notSupported(EnhancedCode{5, 6, 3}, "%s: the message has 8-bit content but the server does not speak ESMTP (8BITMIME)", c.server)
 		}
 		if o.RequireTLS {
-			return "", notSupported(EnhancedCode{5, 7, 30}, "%s: REQUIRETLS needed but the server does not speak ESMTP", c.server)
+			return "", false, notSupported(EnhancedCode{5, 7, 30}, "%s: REQUIRETLS needed but the server does not speak ESMTP", c.server)
 		}
-		return line, nil
+		if len(o.Extra) > 0 {
+			return "", false, notSupported(EnhancedCode{5, 5, 4}, "%s: MAIL parameters %s need ESMTP but the server does not speak it", c.server, strings.Join(o.Extra, " "))
+		}
+		return line, utf8, nil
 	}
 	if o.Size > 0 {
 		if limit, ok := c.MaxSize(); ok && o.Size > limit {
-			return "", &localError{code: 552, enh: EnhancedCode{5, 3, 4},
+			return "", false, &localError{code: 552, enh: EnhancedCode{5, 3, 4},
 				msg:   fmt.Sprintf("message size %d exceeds size limit %d of server %s", o.Size, limit, c.server),
 				kinds: []error{ErrSenderRefused}}
 		}
@@ -217,7 +243,7 @@ func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (string, error
 			// RFC 6531 §3.1: a server that offers SMTPUTF8 takes 8-bit
 			// data even when it forgets 8BITMIME (Postfix assumes so).
 			if _, u8 := c.Extension("SMTPUTF8"); !u8 {
-				return "", notSupported(EnhancedCode{5, 6, 3}, "%s: the message has 8-bit content but the server does not offer 8BITMIME", c.server)
+				return "", false, notSupported(EnhancedCode{5, 6, 3}, "%s: the message has 8-bit content but the server does not offer 8BITMIME", c.server)
 			}
 		}
 		line += " BODY=8BITMIME"
@@ -225,16 +251,16 @@ func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (string, error
 		_, bin := c.Extension("BINARYMIME")
 		_, chunk := c.Extension("CHUNKING")
 		if !bin || !chunk {
-			return "", notSupported(EnhancedCode{5, 6, 3}, "%s: the message is binary but the server does not offer BINARYMIME and CHUNKING", c.server)
+			return "", false, notSupported(EnhancedCode{5, 6, 3}, "%s: the message is binary but the server does not offer BINARYMIME and CHUNKING", c.server)
 		}
 		line += " BODY=BINARYMIME"
 	default:
-		return "", invalidArg("unknown BODY type %q", o.Body)
+		return "", false, invalidArg("unknown BODY type %q", o.Body)
 	}
 	if o.RequireTLS {
 		_, ok := c.Extension("REQUIRETLS")
 		if c.tlsState == nil || !ok {
-			return "", notSupported(EnhancedCode{5, 7, 30}, "%s: REQUIRETLS support required (TLS and the REQUIRETLS extension)", c.server)
+			return "", false, notSupported(EnhancedCode{5, 7, 30}, "%s: REQUIRETLS support required (TLS and the REQUIRETLS extension)", c.server)
 		}
 		line += " REQUIRETLS"
 	}
@@ -244,11 +270,11 @@ func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (string, error
 		case ReturnFull, ReturnHeaders:
 			line += " RET=" + string(o.Return)
 		default:
-			return "", invalidArg("unknown DSN RET value %q", o.Return)
+			return "", false, invalidArg("unknown DSN RET value %q", o.Return)
 		}
 		if o.EnvelopeID != "" {
 			if err := checkLine(o.EnvelopeID); err != nil {
-				return "", err
+				return "", false, err
 			}
 			line += " ENVID=" + xtext(o.EnvelopeID)
 		}
@@ -260,10 +286,13 @@ func (c *Client) mailLine(from string, o *MailOptions, utf8 bool) (string, error
 			line += " AUTH=" + xtext(o.Auth)
 		}
 	}
-	if err := checkLine(line); err != nil {
-		return "", err
+	for _, p := range o.Extra {
+		line += " " + p
 	}
-	return line, nil
+	if err := checkLine(line); err != nil {
+		return "", false, err
+	}
+	return line, utf8 || extraUTF8, nil
 }
 
 // rcptLine builds and checks RCPT TO for this session.
@@ -310,6 +339,34 @@ func (c *Client) rcptLine(to string, o *RcptOptions, utf8 bool) (string, error) 
 	return line, nil
 }
 
+// checkMailParam checks one of MailOptions.Extra: esmtp-keyword
+// ["=" esmtp-value] (RFC 5321 §4.1.2), the value printable ASCII.
+func checkMailParam(p string) error {
+	k, v, eq := strings.Cut(p, "=")
+	if k == "" {
+		return invalidArg("MAIL parameter %q has no keyword", p)
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c)
+		if !alnum && (i == 0 || c != '-') {
+			return invalidArg("MAIL parameter %q: bad keyword %q (letters, digits and \"-\", not first)", p, k)
+		}
+	}
+	if !eq {
+		return nil
+	}
+	if v == "" {
+		return invalidArg("MAIL parameter %q: empty value", p)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < '!' || c > '~' || c == '=' {
+			return invalidArg("MAIL parameter %q: bad value (printable ASCII only, no space or \"=\")", p)
+		}
+	}
+	return nil
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -326,12 +383,12 @@ func (c *Client) Mail(ctx context.Context, from string, opts *MailOptions) (*Rep
 	if err := c.Hello(ctx); err != nil {
 		return nil, err
 	}
-	line, err := c.mailLine(from, opts, false)
+	line, smtputf8, err := c.mailLine(from, opts, false)
 	if err != nil {
 		return nil, err
 	}
 	c.rcpts = nil
-	c.utf8 = strings.Contains(line, " SMTPUTF8")
+	c.utf8 = smtputf8
 	r, err := c.roundTrip(ctx, "MAIL", c.to.Mail, line, "")
 	if err != nil {
 		return nil, err
@@ -669,7 +726,7 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 			utf8 = true
 		}
 	}
-	mailLine, err := c.mailLine(from, &mo, utf8)
+	mailLine, mailUTF8, err := c.mailLine(from, &mo, utf8)
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +781,7 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 		}
 		todo = todo[len(batch):]
 		res.Transactions++
-		retry, err := c.transaction(ctx, mailLine, lines, batch, msg, chunking, opts, res)
+		retry, err := c.transaction(ctx, mailLine, mailUTF8, lines, batch, msg, chunking, opts, res)
 		if err != nil {
 			// Recipients not yet tried share the transaction's fate.
 			for _, i := range todo {
@@ -808,7 +865,7 @@ func tooManyRecipients(r *Reply) bool {
 // at indexes batch, filling res. It returns the indexes to retry in a new
 // transaction (recipients refused as "too many"), or an error that ends
 // SendMail.
-func (c *Client) transaction(ctx context.Context, mailLine string, lines []string, batch []int, msg io.Reader, chunking bool, opts *SendOptions, res *Result) (retry []int, err error) {
+func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool, lines []string, batch []int, msg io.Reader, chunking bool, opts *SendOptions, res *Result) (retry []int, err error) {
 	pipelined := !opts.NoPipelining
 	if _, ok := c.Extension("PIPELINING"); !ok {
 		pipelined = false
@@ -819,7 +876,7 @@ func (c *Client) transaction(ctx context.Context, mailLine string, lines []strin
 		res.Recipients[i].Reply, res.Recipients[i].Err = nil, nil
 	}
 	c.rcpts = nil
-	c.utf8 = strings.Contains(mailLine, " SMTPUTF8")
+	c.utf8 = mailUTF8
 
 	// Commands in order: MAIL, RCPT..., [DATA].
 	type cmd struct {

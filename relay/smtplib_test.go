@@ -55,6 +55,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1277,7 +1278,7 @@ func TestSmtplib_DefaultArguments_testSendMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if opts.Mail != before.Mail {
+	if !reflect.DeepEqual(opts.Mail, before.Mail) {
 		t.Errorf("options changed: %+v -> %+v", before.Mail, opts.Mail)
 	}
 	c.Quit(bg)
@@ -1296,7 +1297,7 @@ func TestSmtplib_DefaultArguments_testSendMessageWithMailOptions(t *testing.T) {
 	if _, err := c.SendMail(bg, "főo@bar.com", []string{"Dinsdale"}, strings.NewReader("hi\r\n"), opts); err != nil {
 		t.Fatal(err)
 	}
-	if opts.Mail != (MailOptions{Body: Body8BitMIME, Return: ReturnHeaders}) {
+	if !reflect.DeepEqual(opts.Mail, MailOptions{Body: Body8BitMIME, Return: ReturnHeaders}) {
 		t.Errorf("options changed: %+v", opts.Mail)
 	}
 	c.Quit(bg)

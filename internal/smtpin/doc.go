@@ -2,7 +2,9 @@
 // server spoken on standard input and output, as Symfony Mailer, Laravel
 // and Alpine expect (research/sendmail-compat.md §1.2 and §7 point 4).
 // Each message it accepts is handed to a Handler, which feeds the same
-// delivery pipeline as the command line.
+// delivery pipeline as the command line. With Server.LMTP it speaks
+// LMTP (RFC 2033) instead, which the daemon offers local processes on
+// its Unix socket; see "LMTP" and "DSN and other parameters".
 //
 // # Dialogue
 //
@@ -11,19 +13,25 @@
 //
 //	EHLO name      250, multi-line: PIPELINING, 8BITMIME, SMTPUTF8,
 //	               ENHANCEDSTATUSCODES, SIZE [n] (RFC 2920, 6152, 6531,
-//	               2034, 1870); resets the transaction
+//	               2034, 1870), then DSN (RFC 3461) with Server.DSN and
+//	               each of Server.Params; resets the transaction
 //	HELO name      250; resets the transaction
-//	MAIL FROM:<a>  parameters SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8;
-//	               the DSN parameters RET= and ENVID= and AUTH= are
-//	               accepted and ignored (neither DSN nor AUTH is offered);
-//	               any other is 555 5.5.4
-//	RCPT TO:<a>    DSN NOTIFY= and ORCPT= accepted and ignored; any other
+//	MAIL FROM:<a>  parameters SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8, the
+//	               keywords of Server.Params, and the DSN parameters RET=
+//	               and ENVID= (checked and passed on with Server.DSN,
+//	               accepted and ignored without); AUTH= is accepted and
+//	               ignored (AUTH is not offered); any other is 555 5.5.4
+//	RCPT TO:<a>    DSN NOTIFY= and ORCPT= (checked and passed on with
+//	               Server.DSN, accepted and ignored without); any other
 //	               parameter is 555 5.5.4
 //	DATA           354, then the message up to the end-of-data line
 //	RSET, NOOP     250 2.0.0
 //	VRFY           252 2.5.2 (RFC 5321 §3.5.3: no answer, no refusal)
 //	HELP           214 2.0.0
 //	QUIT           221 2.0.0, and Serve returns nil
+//
+// In LMTP mode the greeting is "220 <host> LMTP handoff", LHLO takes the
+// place of EHLO with the same reply, and EHLO and HELO are 500 5.5.1.
 //
 // STARTTLS, AUTH, BDAT, ETRN, EXPN, TURN, ATRN, SEND, SOML and SAML are
 // answered 502 5.5.1: standard input is local, so there is nothing to
@@ -32,7 +40,8 @@
 // 5.5.4; a bad address 501 5.1.7 (sender) or 501 5.1.3 (recipient); a
 // non-ASCII address in a transaction without SMTPUTF8 553 5.6.7 (RFC 6531
 // §3.7.4.1). DATA after every RCPT was refused is 554 5.5.1, and DATA
-// before any RCPT 503 5.5.1, as Postfix answers. After 20 such protocol
+// before any RCPT 503 5.5.1, as Postfix answers (in LMTP both are 503
+// 5.5.1, as RFC 2033 §4.2 requires). After 20 such protocol
 // errors the server says 421 4.7.0 and returns ErrTooManyErrors, so that
 // a message piped into "sendmail -bs" by mistake ends quickly.
 //
@@ -86,6 +95,43 @@
 // limit is read to its end and answered 552 5.3.4, whatever the Handler
 // said.
 //
+// # LMTP
+//
+// An LMTP server (RFC 2033) hands each message to the Handler's
+// DeliverLMTP, which returns one reply per recipient of the envelope, and
+// answers the end of data with those replies, one per accepted RCPT, in
+// order, duplicates included (§4.2). Each reply is made safe on its own,
+// as Reply says; a reply the Handler failed to give is 451 4.3.0, and
+// replies past the number of recipients are dropped. A message over
+// Server.MaxMessageSize gets 552 5.3.4 for every recipient. When the
+// input fails inside the data nothing is answered, as in SMTP. MAIL
+// without LHLO is accepted, as it is without EHLO in SMTP.
+//
+// # DSN and other parameters
+//
+// With Server.DSN the EHLO (LHLO) reply offers DSN and the server takes
+// its parameters (RFC 3461 §4): RET=FULL|HDRS and ENVID= on MAIL,
+// NOTIFY= and ORCPT= on RCPT, each at most once. They land in
+// Envelope.Return, Envelope.EnvelopeID and Envelope.Rcpts, which runs
+// parallel to Envelope.To. Values are xtext: "+" and two upper-case hex
+// digits for an octet, any other octet from "!" to "~" but "+" and "="
+// as itself. RET must be FULL or HDRS (any case); ENVID and the address
+// of ORCPT must decode to printable US-ASCII (§4.2, §4.4); ORCPT must be
+// "addr-type;xtext" with an atom for the type, which is lower-cased
+// ("RFC822;a+2Bb@x" gives "rfc822;a+b@x"); NOTIFY is NEVER alone or a
+// list of SUCCESS, FAILURE and DELAY (§4.1), in any case, passed on in
+// upper case. Anything else is 501 5.5.4 and the command has no effect.
+// Without Server.DSN the four are accepted and ignored, whatever their
+// values, as they always were.
+//
+// Server.Params declares further MAIL keywords, such as the daemon's
+// XHANDOFF-MODE. Each is advertised on its own line of the EHLO reply,
+// after the extensions above, and accepted on MAIL at most once, in any
+// case, with or without a value. The value is xtext decoded and must
+// decode to UTF-8 without control characters (501 5.5.4 otherwise); it
+// lands in Envelope.Params under the keyword in upper case, "" when
+// there was no "=value". An undeclared keyword is 555 5.5.4 as before.
+//
 // # Addresses
 //
 // The path may carry a source route (RFC 5321 §4.1.2, "@a,@b:u@c"), which
@@ -121,8 +167,11 @@
 //
 // # Limitations
 //
-// DSN parameters are accepted but not passed on: Envelope has no field
-// for them yet. CHUNKING is not offered, so a client that sends BDAT
+// DSN is offered only with Server.DSN. The RFC 3461 length limits of
+// ENVID (100 characters) and ORCPT (500) are not enforced beyond the
+// 4096-octet command line. An ORCPT of type "utf-8" (RFC 6533) is passed
+// on with its \x{...} escapes as written, and one with raw UTF-8 is
+// refused as bad xtext. CHUNKING is not offered, so a client that sends BDAT
 // anyway gets 502 and its chunk is read as commands (and ends in 421
 // 4.7.0 after 20 errors). Replies from the Handler get an RFC 3463 code
 // added when they lack one, and lines over 506 octets are cut.

@@ -253,3 +253,103 @@ func validKeyword(k string) bool {
 	}
 	return true
 }
+
+// decodeXtext decodes an RFC 3461 §4 xtext: "+" and two upper-case hex
+// digits stand for one octet, any other octet from "!" to "~" but "+"
+// and "=" for itself. ok is false for anything else.
+func decodeXtext(s string) (v string, ok bool) {
+	if strings.IndexByte(s, '+') < 0 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < '!' || c > '~' || c == '=' {
+				return "", false
+			}
+		}
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			if i+2 >= len(s) {
+				return "", false
+			}
+			hi, ok1 := upperHex(s[i+1])
+			lo, ok2 := upperHex(s[i+2])
+			if !ok1 || !ok2 {
+				return "", false
+			}
+			b = append(b, hi<<4|lo)
+			i += 2
+		case c < '!' || c > '~' || c == '=':
+			return "", false
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b), true
+}
+
+func upperHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// isPrintableASCII reports whether s holds only octets from " " to "~",
+// the "printable (graphic and white space) characters from the US-ASCII
+// repertoire" RFC 3461 asks of ENVID and ORCPT values.
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseNotify checks a NOTIFY value (RFC 3461 §4.1): "NEVER", or a
+// comma-separated list of SUCCESS, FAILURE and DELAY, in any case. It
+// returns the list in upper case.
+func parseNotify(v string) ([]string, bool) {
+	if v == "" {
+		return nil, false
+	}
+	list := strings.Split(strings.ToUpper(v), ",")
+	for _, e := range list {
+		switch e {
+		case "NEVER":
+			if len(list) > 1 {
+				return nil, false
+			}
+		case "SUCCESS", "FAILURE", "DELAY":
+		default:
+			return nil, false
+		}
+	}
+	return list, true
+}
+
+// parseORcpt checks an ORCPT value (RFC 3461 §4.2): addr-type ";" xtext,
+// the type an atom and the decoded address printable US-ASCII and not
+// empty. It returns "type;address" with the type in lower case.
+func parseORcpt(v string) (string, bool) {
+	typ, addr, found := strings.Cut(v, ";")
+	if !found || typ == "" || !isASCII(typ) {
+		return "", false
+	}
+	for i := 0; i < len(typ); i++ {
+		if !isAtext(typ[i]) {
+			return "", false
+		}
+	}
+	a, ok := decodeXtext(addr)
+	if !ok || a == "" || !isPrintableASCII(a) {
+		return "", false
+	}
+	return strings.ToLower(typ) + ";" + a, true
+}

@@ -56,6 +56,29 @@ type Envelope struct {
 	SMTPUTF8 bool
 	// Size is the SIZE= estimate of MAIL (RFC 1870), 0 if not given.
 	Size int64
+	// Return is the DSN RET value, "FULL" or "HDRS" (upper case), "" when
+	// not given or when the server does not offer DSN.
+	Return string
+	// EnvelopeID is the DSN ENVID, xtext decoded; "" when not given or
+	// when the server does not offer DSN.
+	EnvelopeID string
+	// Rcpts holds, parallel to To, the DSN parameters of each accepted
+	// recipient (zero values when the server does not offer DSN).
+	Rcpts []RcptParams
+	// Params holds the values of the Server.Params keywords given on
+	// MAIL, keyed by the keyword in upper case; nil when none was given.
+	Params map[string]string
+}
+
+// RcptParams are the DSN parameters of one RCPT (RFC 3461 §4.1, §4.2).
+type RcptParams struct {
+	// Notify is the NOTIFY list in upper case (NEVER alone, or some of
+	// SUCCESS, FAILURE, DELAY; checked as RFC 3461 §4.1 says), nil when
+	// not given.
+	Notify []string
+	// ORcpt is the ORCPT value decoded from xtext, as "rfc822;addr" (the
+	// address type in lower case), "" when not given.
+	ORcpt string
 }
 
 // Reply is an SMTP reply. Text may hold "\n" for a multi-line reply and
@@ -79,7 +102,8 @@ type Handler interface {
 	// refuses it, with a code from 400 to 599.
 	CheckRecipient(to string) *Reply
 	// Deliver takes one message and returns the reply to the end of data
-	// (one reply for the whole message: this is SMTP, not LMTP). data
+	// (one reply for the whole message; an LMTP server calls
+	// LMTPHandler.DeliverLMTP instead). data
 	// yields the message with dot-stuffing removed and CRLF line endings,
 	// and must not be used after Deliver returns; what is left unread is
 	// drained by the server.
@@ -95,9 +119,21 @@ type Handler interface {
 	Deliver(env Envelope, data io.Reader) Reply
 }
 
-// Server is an SMTP server for one client on a reader and a writer. Its
-// fields are read, never written, by Serve, so one Server may serve many
-// sessions at once.
+// LMTPHandler is the Handler of an LMTP server.
+type LMTPHandler interface {
+	Handler
+	// DeliverLMTP takes one message, like Deliver, and returns one reply
+	// per recipient of env.To, in order (a missing or extra reply is a
+	// bug: the server then answers 451 4.3.0 for the missing ones and
+	// ignores the extra). The replies are made safe as Reply says, each
+	// on its own. When the input failed none is sent; when the message
+	// was too big every recipient gets 552 5.3.4 instead.
+	DeliverLMTP(env Envelope, data io.Reader) []Reply
+}
+
+// Server is an SMTP or LMTP server for one client on a reader and a
+// writer. Its fields are read, never written, by Serve, so one Server may
+// serve many sessions at once.
 type Server struct {
 	// Hostname is the name in the greeting and the EHLO reply; default
 	// "localhost".
@@ -115,14 +151,36 @@ type Server struct {
 	// Timeout bounds each wait for input; 0 means DefaultTimeout and a
 	// negative value no limit.
 	Timeout time.Duration
+	// LMTP speaks LMTP (RFC 2033) instead of SMTP: the greeting says
+	// LMTP, LHLO is the only hello (EHLO and HELO get 500 5.5.1), and
+	// after the data there is one reply per accepted recipient, in order,
+	// from the Handler's DeliverLMTP (the Handler must then implement
+	// LMTPHandler; Serve returns an error at once if it does not).
+	LMTP bool
+	// DSN offers the DSN extension (RFC 3461): MAIL takes RET and ENVID,
+	// RCPT takes NOTIFY and ORCPT, and their values land in the Envelope
+	// (xtext decoded, checked: malformed values get 501 5.5.4). Without
+	// DSN, RET and ENVID on MAIL and NOTIFY and ORCPT on RCPT are accepted
+	// and ignored, as before DSN was offered.
+	DSN bool
+	// Params are extra MAIL FROM keywords the server accepts (e.g.
+	// "XHANDOFF-MODE"; matched without regard to case), advertised each
+	// as a line of the EHLO/LHLO reply; their values (xtext decoded; ""
+	// when given without =value) land in Envelope.Params. Serve returns
+	// an error at once when one is not an RFC 5321 esmtp-keyword, is
+	// repeated, or is a MAIL parameter the server handles itself (SIZE,
+	// BODY, SMTPUTF8, RET, ENVID, AUTH).
+	Params []string
 }
 
-// Serve speaks SMTP on r and w until QUIT or the end of input. It returns
-// nil after QUIT and when the input ends between transactions, an error
-// wrapping io.ErrUnexpectedEOF when it ends inside one (the transaction
-// is abandoned and nothing is delivered), and errors wrapping
-// ErrTooManyErrors, os.ErrDeadlineExceeded (after a 421 4.4.2), or a
-// failure of r or w.
+// Serve speaks SMTP (or LMTP) on r and w until QUIT or the end of input.
+// It returns nil after QUIT and when the input ends between transactions,
+// an error wrapping io.ErrUnexpectedEOF when it ends inside one (the
+// transaction is abandoned and nothing is delivered), and errors
+// wrapping ErrTooManyErrors, os.ErrDeadlineExceeded (after a 421 4.4.2),
+// or a failure of r or w. A Server it cannot run (no Handler, LMTP with
+// a Handler that is not an LMTPHandler, bad Params) is an error before
+// anything is read or written.
 func (s *Server) Serve(r io.Reader, w io.Writer) error {
 	if s.Handler == nil {
 		return errors.New("smtpin: Server.Handler is nil")
@@ -133,6 +191,30 @@ func (s *Server) Serve(r io.Reader, w io.Writer) error {
 		maxSize: max(s.MaxMessageSize, 0),
 		maxRcpt: s.MaxRecipients,
 		timeout: s.Timeout,
+		dsn:     s.DSN,
+	}
+	if s.LMTP {
+		lh, ok := s.Handler.(LMTPHandler)
+		if !ok {
+			return fmt.Errorf("smtpin: Server.LMTP is set but the Handler (%T) does not implement LMTPHandler", s.Handler)
+		}
+		ss.lmtp = lh
+	}
+	for _, k := range s.Params {
+		key := strings.ToUpper(k)
+		switch {
+		case !validKeyword(k):
+			return fmt.Errorf("smtpin: Server.Params: %q is not an ESMTP keyword", k)
+		case ss.params[key]:
+			return fmt.Errorf("smtpin: Server.Params: %q given twice", k)
+		case builtinMailParams[key]:
+			return fmt.Errorf("smtpin: Server.Params: %q is a parameter the server handles itself", k)
+		}
+		if ss.params == nil {
+			ss.params = map[string]bool{}
+		}
+		ss.params[key] = true
+		ss.paramList = append(ss.paramList, key)
 	}
 	if ss.host == "" {
 		ss.host = "localhost"
@@ -152,13 +234,22 @@ func (s *Server) Serve(r io.Reader, w io.Writer) error {
 	return ss.run()
 }
 
-// session is one SMTP session.
+// builtinMailParams are the MAIL parameters the server knows itself,
+// which Server.Params cannot name.
+var builtinMailParams = map[string]bool{"SIZE": true, "BODY": true, "SMTPUTF8": true, "RET": true, "ENVID": true, "AUTH": true}
+
+// session is one SMTP or LMTP session.
 type session struct {
 	h       Handler
+	lmtp    LMTPHandler // set for LMTP
 	host    string
 	maxSize int64
 	maxRcpt int
 	timeout time.Duration
+	dsn     bool
+	// params are Server.Params in upper case, as a set and in order.
+	params    map[string]bool
+	paramList []string
 
 	br   *bufio.Reader
 	bw   *bufio.Writer
@@ -178,7 +269,11 @@ type session struct {
 var errQuit = errors.New("quit")
 
 func (ss *session) run() error {
-	ss.reply(220, ss.host+" ESMTP handoff")
+	if ss.lmtp != nil {
+		ss.reply(220, ss.host+" LMTP handoff")
+	} else {
+		ss.reply(220, ss.host+" ESMTP handoff")
+	}
 	for {
 		line, lineCRLF, tooLong, err := ss.readCommand()
 		if err != nil {
@@ -314,9 +409,17 @@ func (ss *session) command(line string, lineCRLF bool) error {
 	line = strings.TrimRight(line, " \t")
 	verb, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimLeft(arg, " ")
-	switch strings.ToUpper(verb) {
+	switch v := strings.ToUpper(verb); v {
 	case "EHLO", "HELO":
-		return ss.hello(strings.ToUpper(verb), arg)
+		if ss.lmtp != nil {
+			return ss.protocolError(500, "5.5.1 Error: this is LMTP; use LHLO")
+		}
+		return ss.hello(v, arg)
+	case "LHLO":
+		if ss.lmtp == nil {
+			return ss.protocolError(500, "5.5.2 Error: command not recognized")
+		}
+		return ss.hello(v, arg)
 	case "MAIL":
 		return ss.mail(arg)
 	case "RCPT":
@@ -337,7 +440,11 @@ func (ss *session) command(line string, lineCRLF bool) error {
 		}
 		ss.reply(252, "2.5.2 Cannot VRFY user, but will accept message and attempt delivery")
 	case "HELP":
-		ss.reply(214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT")
+		if ss.lmtp != nil {
+			ss.reply(214, "2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT")
+		} else {
+			ss.reply(214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT")
+		}
 	case "QUIT":
 		ss.reply(221, "2.0.0 Bye")
 		return errQuit
@@ -362,7 +469,12 @@ func (ss *session) hello(verb, arg string) error {
 	if ss.maxSize > 0 {
 		size += " " + strconv.FormatInt(ss.maxSize, 10)
 	}
-	ss.reply(250, strings.Join([]string{ss.host, "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", size}, "\n"))
+	ext := []string{ss.host, "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", size}
+	if ss.dsn {
+		ext = append(ext, "DSN")
+	}
+	ext = append(ext, ss.paramList...)
+	ss.reply(250, strings.Join(ext, "\n"))
 	return nil
 }
 
@@ -428,11 +540,40 @@ func (ss *session) mail(arg string) error {
 				return ss.protocolError(501, "5.5.4 Error: SMTPUTF8 takes no value")
 			}
 			env.SMTPUTF8 = true
-		case "RET", "ENVID", "AUTH":
-			// DSN (RFC 3461) and AUTH= (RFC 4954 §5): neither extension
-			// is offered; accepted and ignored.
+		case "RET":
+			if !ss.dsn {
+				break // DSN (RFC 3461) not offered: accepted and ignored
+			}
+			v := strings.ToUpper(p.value)
+			if v != "FULL" && v != "HDRS" {
+				return ss.protocolError(501, "5.5.4 Error: bad RET value")
+			}
+			env.Return = v
+		case "ENVID":
+			if !ss.dsn {
+				break
+			}
+			// RFC 3461 §4.4: printable US-ASCII once decoded.
+			v, ok := decodeXtext(p.value)
+			if !p.eq || !ok || !isPrintableASCII(v) {
+				return ss.protocolError(501, "5.5.4 Error: bad ENVID value")
+			}
+			env.EnvelopeID = v
+		case "AUTH":
+			// AUTH= (RFC 4954 §5): the extension is not offered;
+			// accepted and ignored.
 		default:
-			return ss.protocolError(555, "5.5.4 Error: unsupported parameter "+p.key)
+			if !ss.params[p.key] {
+				return ss.protocolError(555, "5.5.4 Error: unsupported parameter "+p.key)
+			}
+			v, ok := decodeXtext(p.value)
+			if !ok || hasControl(v) || !utf8.ValidString(v) {
+				return ss.protocolError(501, "5.5.4 Error: bad "+p.key+" value")
+			}
+			if env.Params == nil {
+				env.Params = map[string]string{}
+			}
+			env.Params[p.key] = v
 		}
 	}
 	if path == "" {
@@ -490,11 +631,27 @@ func (ss *session) rcpt(arg string) error {
 	if !ok {
 		return err
 	}
+	var rp RcptParams
+	seen := map[string]bool{}
 	for _, p := range params {
 		switch p.key {
 		case "NOTIFY", "ORCPT":
-			// DSN (RFC 3461 §4.1, §4.2): not offered; accepted and
-			// ignored.
+			if !ss.dsn {
+				break // DSN (RFC 3461) not offered: accepted and ignored
+			}
+			if seen[p.key] {
+				return ss.protocolError(501, "5.5.4 Error: "+p.key+" given twice")
+			}
+			seen[p.key] = true
+			var ok bool
+			if p.key == "NOTIFY" {
+				rp.Notify, ok = parseNotify(p.value)
+			} else {
+				rp.ORcpt, ok = parseORcpt(p.value)
+			}
+			if !ok {
+				return ss.protocolError(501, "5.5.4 Error: bad "+p.key+" value")
+			}
 		default:
 			return ss.protocolError(555, "5.5.4 Error: unsupported parameter "+p.key)
 		}
@@ -519,6 +676,7 @@ func (ss *session) rcpt(arg string) error {
 		return nil
 	}
 	ss.env.To = append(ss.env.To, to)
+	ss.env.Rcpts = append(ss.env.Rcpts, rp)
 	ss.reply(250, "2.1.5 Ok")
 	return nil
 }
@@ -529,6 +687,9 @@ func (ss *session) data(arg string, lineCRLF bool) error {
 		return ss.protocolError(501, "5.5.4 Syntax: DATA")
 	case !ss.inTx:
 		return ss.protocolError(503, "5.5.1 Error: need MAIL command")
+	case len(ss.env.To) == 0 && ss.rcptTried && ss.lmtp != nil:
+		// RFC 2033 §4.2: 503 in LMTP.
+		return ss.protocolError(503, "5.5.1 Error: no valid recipients")
 	case len(ss.env.To) == 0 && ss.rcptTried:
 		return ss.protocolError(554, "5.5.1 Error: no valid recipients")
 	case len(ss.env.To) == 0:
@@ -538,6 +699,9 @@ func (ss *session) data(arg string, lineCRLF bool) error {
 	env := ss.env
 	ss.resetTx()
 	d := newDataReader(ss.br, !lineCRLF, ss.maxSize)
+	if ss.lmtp != nil {
+		return ss.dataLMTP(env, d)
+	}
 	r := ss.h.Deliver(env, d)
 	d.drain()
 	if d.end != io.EOF {
@@ -548,6 +712,28 @@ func (ss *session) data(arg string, lineCRLF bool) error {
 		return nil
 	}
 	ss.handlerReply(r, false)
+	return nil
+}
+
+// dataLMTP hands the message to DeliverLMTP and answers once per
+// recipient of env.To, in order (RFC 2033 §4.2).
+func (ss *session) dataLMTP(env Envelope, d *dataReader) error {
+	n := len(env.To)
+	rs := ss.lmtp.DeliverLMTP(env, d)
+	d.drain()
+	if d.end != io.EOF {
+		return ss.inputFailed(d.end, "DATA")
+	}
+	for i := 0; i < n; i++ {
+		switch {
+		case d.tooBig:
+			ss.reply(552, "5.3.4 Message size exceeds fixed maximum message size")
+		case i < len(rs):
+			ss.handlerReply(rs[i], false)
+		default:
+			ss.reply(451, "4.3.0 Error: internal error (no reply from the handler)")
+		}
+	}
 	return nil
 }
 

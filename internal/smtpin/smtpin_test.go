@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -338,8 +339,9 @@ func TestSymfonySession(t *testing.T) {
 	if len(ds) != 1 {
 		t.Fatalf("%d deliveries, want 1", len(ds))
 	}
-	wantEnv := Envelope{From: "fabien@example.com", To: []string{"a@example.com", "\"b c\"@example.org"}, Body8Bit: true, Size: 200}
-	if fmt.Sprint(ds[0].env) != fmt.Sprint(wantEnv) {
+	wantEnv := Envelope{From: "fabien@example.com", To: []string{"a@example.com", "\"b c\"@example.org"}, Body8Bit: true, Size: 200,
+		Rcpts: make([]RcptParams, 2)}
+	if !reflect.DeepEqual(ds[0].env, wantEnv) {
 		t.Errorf("envelope %+v, want %+v", ds[0].env, wantEnv)
 	}
 	wantData := "From: fabien@example.com\r\nTo: a@example.com\r\nSubject: Hi\r\n" +
@@ -421,8 +423,8 @@ func TestRsetMidTransaction(t *testing.T) {
 		t.Errorf("output:\n%s\nwant:\n%s", out, want)
 	}
 	ds := h.deliveries()
-	wantEnv := Envelope{From: "second@x", To: []string{"zwei@bücher.example"}, SMTPUTF8: true}
-	if len(ds) != 1 || fmt.Sprint(ds[0].env) != fmt.Sprint(wantEnv) {
+	wantEnv := Envelope{From: "second@x", To: []string{"zwei@bücher.example"}, SMTPUTF8: true, Rcpts: make([]RcptParams, 1)}
+	if len(ds) != 1 || !reflect.DeepEqual(ds[0].env, wantEnv) {
 		t.Errorf("deliveries %+v, want one with %+v", ds, wantEnv)
 	}
 }
@@ -702,8 +704,8 @@ func TestRelayClient(t *testing.T) {
 		t.Errorf("SIZE=%d, want about %d", s, len(want))
 	}
 	wantEnv := Envelope{From: "a@example.com", To: []string{"b@example.com", "ü@example.org"},
-		Body8Bit: true, SMTPUTF8: true, Size: ds[0].env.Size}
-	if fmt.Sprint(ds[0].env) != fmt.Sprint(wantEnv) {
+		Body8Bit: true, SMTPUTF8: true, Size: ds[0].env.Size, Rcpts: make([]RcptParams, 2)}
+	if !reflect.DeepEqual(ds[0].env, wantEnv) {
 		t.Errorf("envelope %+v, want %+v", ds[0].env, wantEnv)
 	}
 	if string(ds[0].data) != want {
@@ -1049,9 +1051,14 @@ func TestDataReaderClosed(t *testing.T) {
 
 // fuzzHandler answers 250 to every message, even one whose data failed,
 // so the fuzz target can check that the server alone keeps such a reply
-// from the client.
+// from the client. As an LMTPHandler it answers per recipient: 250, or
+// 452 for an address with "tmp", with one reply too few when an address
+// has "short" and one too many when one has "long"; queued counts the
+// 250s the client must see.
 type fuzzHandler struct {
 	complete int
+	queued   int
+	dsn      bool // the server offers DSN
 }
 
 func (h *fuzzHandler) CheckSender(from string) *Reply {
@@ -1069,61 +1076,141 @@ func (h *fuzzHandler) CheckRecipient(to string) *Reply {
 }
 
 func (h *fuzzHandler) Deliver(env Envelope, data io.Reader) Reply {
-	b, err := io.ReadAll(data)
-	if err == nil {
-		h.complete++
-		if len(b) > 2000 || (len(b) > 0 && !bytes.HasSuffix(b, []byte("\r\n"))) ||
-			bytes.Count(b, []byte("\n")) != bytes.Count(b, []byte("\r\n")) {
-			panic(fmt.Sprintf("bad data %q", b))
-		}
-		if len(env.To) == 0 || len(env.To) > 5 {
-			panic(fmt.Sprintf("bad envelope %+v", env))
-		}
+	if h.read(env, data) {
+		h.queued++
 	}
 	return Reply{250, "2.0.0 fuzz queued"}
 }
 
+func (h *fuzzHandler) DeliverLMTP(env Envelope, data io.Reader) []Reply {
+	complete := h.read(env, data)
+	var rs []Reply
+	short, long := false, false
+	for _, to := range env.To {
+		if strings.Contains(to, "tmp") {
+			rs = append(rs, Reply{452, "4.2.2 fuzz full"})
+		} else {
+			rs = append(rs, Reply{250, "2.0.0 fuzz queued"})
+		}
+		short = short || strings.Contains(to, "short")
+		long = long || strings.Contains(to, "long")
+	}
+	if short {
+		rs = rs[:len(rs)-1]
+	}
+	if long {
+		rs = append(rs, Reply{250, "2.0.0 fuzz queued"})
+	}
+	if complete {
+		for i := range min(len(rs), len(env.To)) {
+			if rs[i].Code == 250 {
+				h.queued++
+			}
+		}
+	}
+	return rs
+}
+
+// read reads the data and checks it and the envelope; it reports whether
+// the data arrived whole.
+func (h *fuzzHandler) read(env Envelope, data io.Reader) bool {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return false
+	}
+	h.complete++
+	if len(b) > 2000 || (len(b) > 0 && !bytes.HasSuffix(b, []byte("\r\n"))) ||
+		bytes.Count(b, []byte("\n")) != bytes.Count(b, []byte("\r\n")) {
+		panic(fmt.Sprintf("bad data %q", b))
+	}
+	if len(env.To) == 0 || len(env.To) > 5 || len(env.Rcpts) != len(env.To) {
+		panic(fmt.Sprintf("bad envelope %+v", env))
+	}
+	if !h.dsn && (env.Return != "" || env.EnvelopeID != "") {
+		panic(fmt.Sprintf("DSN values without DSN: %+v", env))
+	}
+	if env.Return != "" && env.Return != "FULL" && env.Return != "HDRS" || !isPrintableASCII(env.EnvelopeID) {
+		panic(fmt.Sprintf("bad DSN values %+v", env))
+	}
+	for _, rp := range env.Rcpts {
+		if !h.dsn && (rp.Notify != nil || rp.ORcpt != "") {
+			panic(fmt.Sprintf("DSN values without DSN: %+v", env))
+		}
+		for _, n := range rp.Notify {
+			if n != "SUCCESS" && n != "FAILURE" && n != "DELAY" && (n != "NEVER" || len(rp.Notify) > 1) {
+				panic(fmt.Sprintf("bad NOTIFY %q", rp.Notify))
+			}
+		}
+		if rp.ORcpt != "" && (!strings.Contains(rp.ORcpt, ";") || !isPrintableASCII(rp.ORcpt)) {
+			panic(fmt.Sprintf("bad ORCPT %q", rp.ORcpt))
+		}
+	}
+	for k, v := range env.Params {
+		if k != "XFUZZ" || hasControl(v) {
+			panic(fmt.Sprintf("bad Params %q", env.Params))
+		}
+	}
+	return true
+}
+
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9]([ -][^\r\n]*)?$`)
 
+// FuzzServe runs each input through an SMTP server as "sendmail -bs"
+// configures it, the same with DSN and a declared parameter, and an LMTP
+// server with both, as the daemon configures it.
 func FuzzServe(f *testing.F) {
 	f.Add([]byte("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"))
+	f.Add([]byte("LHLO c\r\nMAIL FROM:<a@x> RET=HDRS ENVID=a+2Bb XFUZZ=1\r\nRCPT TO:<b@x> NOTIFY=SUCCESS ORCPT=rfc822;b@x\r\n" +
+		"RCPT TO:<tmp@x>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		h := &fuzzHandler{}
-		srv := &Server{Hostname: "fuzz.test", Handler: h, MaxMessageSize: 2000, MaxRecipients: 5}
-		var out bytes.Buffer
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(bytes.NewReader(in), &out) }()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("Serve did not return")
-		}
-		o := out.String()
-		if !strings.HasPrefix(o, "220 fuzz.test ESMTP handoff\r\n") || !strings.HasSuffix(o, "\r\n") {
-			t.Fatalf("output %q", o)
-		}
-		ls := strings.Split(strings.TrimSuffix(o, "\r\n"), "\r\n")
-		queued := 0
-		for i, l := range ls {
-			if !replyLine.MatchString(l) || len(l) > 512-2 {
-				t.Fatalf("bad reply line %q", l)
+		for _, mode := range []struct {
+			lmtp, dsn bool
+			greeting  string
+		}{
+			{false, false, "220 fuzz.test ESMTP handoff\r\n"},
+			{false, true, "220 fuzz.test ESMTP handoff\r\n"},
+			{true, true, "220 fuzz.test LMTP handoff\r\n"},
+		} {
+			h := &fuzzHandler{dsn: mode.dsn}
+			srv := &Server{Hostname: "fuzz.test", Handler: h, MaxMessageSize: 2000, MaxRecipients: 5, LMTP: mode.lmtp, DSN: mode.dsn}
+			if mode.dsn {
+				srv.Params = []string{"XFUZZ"}
 			}
-			if i > 0 && ls[i-1][3] == '-' && l[:3] != ls[i-1][:3] {
-				t.Fatalf("multi-line reply changes code: %q then %q", ls[i-1], l)
+			var out bytes.Buffer
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(bytes.NewReader(in), &out) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("LMTP %v DSN %v: Serve did not return", mode.lmtp, mode.dsn)
 			}
-			if l == "250 2.0.0 fuzz queued" {
-				queued++
+			o := out.String()
+			if !strings.HasPrefix(o, mode.greeting) || !strings.HasSuffix(o, "\r\n") {
+				t.Fatalf("LMTP %v DSN %v: output %q", mode.lmtp, mode.dsn, o)
 			}
-		}
-		if ls[len(ls)-1][3] == '-' {
-			t.Fatalf("output ends inside a multi-line reply")
-		}
-		if queued != h.complete {
-			t.Fatalf("%d success replies for %d complete messages", queued, h.complete)
-		}
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrTooManyErrors) {
-			t.Fatalf("Serve: unexpected error %v", err)
+			ls := strings.Split(strings.TrimSuffix(o, "\r\n"), "\r\n")
+			queued := 0
+			for i, l := range ls {
+				if !replyLine.MatchString(l) || len(l) > 512-2 {
+					t.Fatalf("LMTP %v DSN %v: bad reply line %q", mode.lmtp, mode.dsn, l)
+				}
+				if i > 0 && ls[i-1][3] == '-' && l[:3] != ls[i-1][:3] {
+					t.Fatalf("LMTP %v DSN %v: multi-line reply changes code: %q then %q", mode.lmtp, mode.dsn, ls[i-1], l)
+				}
+				if l == "250 2.0.0 fuzz queued" {
+					queued++
+				}
+			}
+			if ls[len(ls)-1][3] == '-' {
+				t.Fatalf("LMTP %v DSN %v: output ends inside a multi-line reply", mode.lmtp, mode.dsn)
+			}
+			if queued != h.queued {
+				t.Fatalf("LMTP %v DSN %v: %d success replies, want %d (%d complete messages)", mode.lmtp, mode.dsn, queued, h.queued, h.complete)
+			}
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrTooManyErrors) {
+				t.Fatalf("LMTP %v DSN %v: Serve: unexpected error %v", mode.lmtp, mode.dsn, err)
+			}
 		}
 	})
 }

@@ -196,8 +196,9 @@ type Relay struct {
 	StartTLS string
 
 	// `username`: the SASL user name; setting it turns AUTH on, and then
-	// exactly one of password, password_file and password_command is
-	// needed. Default: "" (no AUTH).
+	// exactly one of password, password_file, password_command,
+	// password_credential and [relay.oauth2] is needed. Default: ""
+	// (no AUTH).
 	Username string
 
 	// `password`: the password, in the file itself. Prefer password_file
@@ -221,13 +222,36 @@ type Relay struct {
 	// (| ; & < > $ ` ( )) must be quoted. Its output is never logged.
 	PasswordCommand string
 
+	// `password_credential`: the name of a systemd credential (a file
+	// name, no '/') whose first line is the password: handoff reads
+	// $CREDENTIALS_DIRECTORY/NAME each time the relay is used, as
+	// password_file. systemd sets CREDENTIALS_DIRECTORY for a service
+	// with LoadCredential=, LoadCredentialEncrypted= or SetCredential=;
+	// without it, or without the file, the relay fails with a one-line
+	// error. Default: "".
+	PasswordCredential string
+
 	// `auth`: the SASL mechanisms that may be used, in order of
 	// preference: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, XOAUTH2,
 	// OAUTHBEARER. With only XOAUTH2 and/or OAUTHBEARER the secret is an
 	// OAuth2 access token; the two kinds may not be mixed. Needs
 	// username. Default: [] (the strongest password mechanism both sides
-	// have: SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN).
+	// have: SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN); with [relay.oauth2],
+	// ["XOAUTH2", "OAUTHBEARER"], and then password mechanisms are an
+	// error.
 	Auth []string
+
+	// `[relay.oauth2]`: the relay's secret is an OAuth2 access token
+	// that handoff obtains and refreshes by itself (internal/oauth),
+	// from a refresh token that "handoff oauth2 login RELAY" stores
+	// once. An alternative to the password keys; needs username.
+	// Default: none (nil).
+	//
+	//	[relay.oauth2]
+	//	provider = "google"
+	//	client_id = "1234.apps.googleusercontent.com"
+	//	client_secret_file = "/etc/handoff/gmail-client-secret"
+	OAuth2 *OAuth2
 
 	// `tls_ca_file`: an absolute path to a PEM file of CA certificates
 	// trusted instead of the system's. Default: "" (the system roots).
@@ -291,6 +315,73 @@ type Relay struct {
 	Line int
 }
 
+// OAuth2 is a relay's [relay.oauth2] table: the application registered
+// with the provider, its endpoints and the token file. Keys whose
+// default depends on the provider are filled in by Parse.
+type OAuth2 struct {
+	// `provider`: "google", "microsoft" or "" (another provider: then
+	// token_url, and device_auth_url or auth_url, are required). It
+	// gives the defaults of scopes and the three endpoints. Default: "".
+	Provider string
+
+	// `client_id`: the client ID of the application registered with the
+	// provider (Google: an OAuth client of type "Desktop app"; Microsoft:
+	// an app registration with "Allow public client flows"). Required.
+	ClientID string
+
+	// `client_secret`: the application's client secret, in this file.
+	// Never shown. At most one of client_secret, client_secret_file and
+	// client_secret_credential; none for a public client (Microsoft),
+	// Google needs one. Default: "".
+	ClientSecret string
+
+	// `client_secret_file`: an absolute path to a file whose first line
+	// is the client secret, read when a token is refreshed. Default: "".
+	ClientSecretFile string
+
+	// `client_secret_credential`: the name of a systemd credential whose
+	// first line is the client secret ($CREDENTIALS_DIRECTORY/NAME).
+	// Default: "".
+	ClientSecretCredential string
+
+	// `tenant`: Microsoft's directory (tenant) ID or domain, or "common",
+	// "organizations", "consumers"; it goes into the default endpoints.
+	// Only with provider "microsoft". Default: "common".
+	Tenant string
+
+	// `scopes`: the scopes asked for at login. Default per provider:
+	// google ["https://mail.google.com/"]; microsoft
+	// ["https://outlook.office.com/SMTP.Send", "offline_access"];
+	// otherwise [] (none sent).
+	Scopes []string
+
+	// `token_url`: the token endpoint, https:// (http:// only to a
+	// loopback address). Default per provider: google
+	// "https://oauth2.googleapis.com/token"; microsoft
+	// "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token".
+	TokenURL string
+
+	// `device_auth_url`: the device authorization endpoint (RFC 8628) of
+	// "handoff oauth2 login". Default per provider: google
+	// "https://oauth2.googleapis.com/device/code" (which refuses Gmail's
+	// scope); microsoft ".../TENANT/oauth2/v2.0/devicecode".
+	DeviceAuthURL string
+
+	// `auth_url`: the authorization endpoint of "handoff oauth2 login
+	// --auth-code". Default per provider: google
+	// "https://accounts.google.com/o/oauth2/v2/auth"; microsoft
+	// ".../TENANT/oauth2/v2.0/authorize".
+	AuthURL string
+
+	// `token_file`: an absolute path to the JSON file that holds the
+	// refresh token and the current access token, written by "handoff
+	// oauth2 login" and on each refresh; it must belong to the user who
+	// sends (or runs the queue) and have mode 0600. Several relays may
+	// share one. Default: "/var/lib/handoff/oauth2/NAME.json", NAME
+	// being the relay's name.
+	TokenFile string
+}
+
 // Log is the [log] table.
 type Log struct {
 	// `syslog`: send the log to syslog (the journal under systemd),
@@ -309,7 +400,56 @@ type Daemon struct {
 	// daemon" takes submissions (LMTP) and where the sendmail front end
 	// looks for it. Default: "/run/handoff/submit.sock".
 	Socket string
+
+	// `trusted_users`: login names that may submit with any envelope
+	// sender (-f) through the daemon. The daemon's own user and root
+	// always may. Default: [].
+	TrustedUsers []string
+
+	// `sender_policy`: what the daemon does when any other user asks for
+	// an envelope sender that is not theirs (their login at domain, or
+	// one their entry in senders allows): "refuse" answers 550 and the
+	// front end reports it; "rewrite" replaces it with their own address
+	// and logs it. Default: "refuse".
+	SenderPolicy string
+
+	// `senders`: per user, the envelope senders that user may use besides
+	// their own address, as patterns ("*@example.com", "web@example.com").
+	// A table: www-data = ["shop@example.com"]. Default: {}.
+	Senders map[string][]string
+
+	// `max_message_size`: the largest message the daemon takes, in bytes.
+	// Default: 52428800 (50 MiB).
+	MaxMessageSize int64
+
+	// `max_recipients`: the most recipients of one message. Default: 1000.
+	MaxRecipients int
+
+	// `submissions_per_minute`: how many messages one local user (uid)
+	// may submit per minute; more are answered 452 (try again later).
+	// root and the trusted users are not limited. 0: no limit.
+	// Default: 120.
+	SubmissionsPerMinute int
+
+	// `max_connections`: how many front ends may be connected at once;
+	// more wait. Default: 64.
+	MaxConnections int
+
+	// `idle_exit`: when started by socket activation, the daemon exits
+	// after this long with no connection and nothing queued that is due
+	// within it; "0" never exits. Default: "5m".
+	IdleExit Duration
+
+	// `relay_idle`: how long the daemon keeps an unused relay connection
+	// open for the next submission. Default: "30s".
+	RelayIdle Duration
 }
+
+// Sender policies of the daemon.
+const (
+	SenderRefuse  = "refuse"
+	SenderRewrite = "rewrite"
+)
 
 // Built-in defaults, one place.
 const (
@@ -325,6 +465,7 @@ const (
 	defaultCommand      = 5 * time.Minute
 	defaultData         = 10 * time.Minute
 	defaultTLSMin       = "1.2"
+	defaultTokenDir     = "/var/lib/handoff/oauth2"
 	maxConnsPerRelay    = 100
 )
 
@@ -355,8 +496,19 @@ func defaults() *Config {
 			ConnectionsPerRelay:   defaultConnsPerRly,
 			MessagesPerConnection: defaultMsgsPerConn,
 		},
-		Log:    Log{Syslog: true, Format: FormatText},
-		Daemon: Daemon{Socket: defaultSocket},
+		Log: Log{Syslog: true, Format: FormatText},
+		Daemon: Daemon{
+			Socket:               defaultSocket,
+			TrustedUsers:         []string{},
+			SenderPolicy:         SenderRefuse,
+			Senders:              map[string][]string{},
+			MaxMessageSize:       50 << 20,
+			MaxRecipients:        1000,
+			SubmissionsPerMinute: 120,
+			MaxConnections:       64,
+			IdleExit:             Duration{5 * time.Minute},
+			RelayIdle:            Duration{30 * time.Second},
+		},
 	}
 }
 

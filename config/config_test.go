@@ -42,8 +42,19 @@ func wantDefaults() *Config {
 			ConnectionsPerRelay:   2,
 			MessagesPerConnection: 100,
 		},
-		Log:    Log{Syslog: true, Format: "text"},
-		Daemon: Daemon{Socket: "/run/handoff/submit.sock"},
+		Log: Log{Syslog: true, Format: "text"},
+		Daemon: Daemon{
+			Socket:               "/run/handoff/submit.sock",
+			TrustedUsers:         []string{},
+			SenderPolicy:         "refuse",
+			Senders:              map[string][]string{},
+			MaxMessageSize:       50 << 20,
+			MaxRecipients:        1000,
+			SubmissionsPerMinute: 120,
+			MaxConnections:       64,
+			IdleExit:             Duration{5 * time.Minute},
+			RelayIdle:            Duration{30 * time.Second},
+		},
 	}
 }
 
@@ -192,17 +203,29 @@ func TestFullExample(t *testing.T) {
 		}
 		return r
 	}
+	want.Daemon = Daemon{
+		Socket:               "/run/handoff/submit.sock",
+		TrustedUsers:         []string{"www-data"},
+		SenderPolicy:         "rewrite",
+		Senders:              map[string][]string{"deploy": {"ci@example.com", "*@deploy.example.com"}},
+		MaxMessageSize:       10485760,
+		MaxRecipients:        100,
+		SubmissionsPerMinute: 30,
+		MaxConnections:       16,
+		IdleExit:             Duration{10 * time.Minute},
+		RelayIdle:            Duration{time.Minute},
+	}
 	want.Relays = []Relay{
-		r("local", "mbox:", 56, func(r *Relay) { r.Domains = []string{"localhost"} }),
-		r("dovecot", "lmtp:///run/dovecot/lmtp", 62, func(r *Relay) { r.Domains = []string{"example.com"} }),
-		r("legacy", "smtp://[2001:db8::25]:2525", 68, func(r *Relay) {
+		r("local", "mbox:", 76, func(r *Relay) { r.Domains = []string{"localhost"} }),
+		r("dovecot", "lmtp:///run/dovecot/lmtp", 82, func(r *Relay) { r.Domains = []string{"example.com"} }),
+		r("legacy", "smtp://[2001:db8::25]:2525", 88, func(r *Relay) {
 			r.StartTLS = "opportunistic"
 			r.Username = "legacy"
 			r.Password = "correct horse battery staple"
 			r.TLSServerName = "legacy.example.org"
 			r.Domains = []string{"legacy.example.org", "*.legacy.example.org"}
 		}),
-		r("primary", "smtps://smtp.example.com:465", 78, func(r *Relay) {
+		r("primary", "smtps://smtp.example.com:465", 98, func(r *Relay) {
 			r.Username = "app@example.com"
 			r.PasswordFile = "/etc/handoff/primary.secret"
 			r.Auth = []string{"SCRAM-SHA-256", "PLAIN"}
@@ -214,12 +237,78 @@ func TestFullExample(t *testing.T) {
 			r.TLSServerName = "smtp.example.com"
 			r.Senders = []string{"*@example.com"}
 		}),
-		r("backup", "submission://mail.example.net", 116, func(r *Relay) {
+		r("backup", "submission://mail.example.net", 136, func(r *Relay) {
 			r.Username = "app@example.net"
 			r.PasswordCommand = "/usr/local/bin/oauth2-token --account app@example.net"
 			r.Auth = []string{"XOAUTH2"}
 		}),
 	}
+	// The relays with the credential keys come last; their lines are
+	// found rather than counted, so that keys added above them do not
+	// move them.
+	fullData, err := os.ReadFile("testdata/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	headerLine := func(name string) int {
+		lines := strings.Split(string(fullData), "\n")
+		for i, l := range lines {
+			if l == `name = "`+name+`"` && i > 0 && lines[i-1] == "[[relay]]" {
+				return i
+			}
+		}
+		t.Fatalf("full.toml has no relay %s", name)
+		return 0
+	}
+	want.Relays = append(want.Relays,
+		r("vault", "smtps://smtp.example.org", headerLine("vault"), func(r *Relay) {
+			r.Username = "app@example.org"
+			r.PasswordCredential = "mail-password"
+		}),
+		r("gmail", "smtps://smtp.gmail.com", headerLine("gmail"), func(r *Relay) {
+			r.Username = "me@gmail.com"
+			r.Auth = []string{"XOAUTH2", "OAUTHBEARER"}
+			r.OAuth2 = &OAuth2{
+				Provider:         "google",
+				ClientID:         "1234-abcd.apps.googleusercontent.com",
+				ClientSecretFile: "/etc/handoff/gmail-client-secret",
+				Scopes:           []string{"https://mail.google.com/"},
+				TokenURL:         "https://oauth2.googleapis.com/token",
+				DeviceAuthURL:    "https://oauth2.googleapis.com/device/code",
+				AuthURL:          "https://accounts.google.com/o/oauth2/v2/auth",
+				TokenFile:        "/var/lib/handoff/oauth2/gmail.json",
+			}
+		}),
+		r("office", "submission://smtp.office365.com", headerLine("office"), func(r *Relay) {
+			r.Username = "me@example.com"
+			r.Auth = []string{"XOAUTH2"}
+			const base = "https://login.microsoftonline.com/example.onmicrosoft.com/oauth2/v2.0/"
+			r.OAuth2 = &OAuth2{
+				Provider:               "microsoft",
+				ClientID:               "00000000-0000-0000-0000-000000000000",
+				ClientSecretCredential: "office-client-secret",
+				Tenant:                 "example.onmicrosoft.com",
+				Scopes:                 []string{"https://outlook.office.com/SMTP.Send", "offline_access"},
+				TokenURL:               base + "token",
+				DeviceAuthURL:          base + "devicecode",
+				AuthURL:                base + "authorize",
+				TokenFile:              "/var/lib/handoff/oauth2/office.json",
+			}
+		}),
+		r("sso", "submission://mail.example.com", headerLine("sso"), func(r *Relay) {
+			r.Username = "me@example.com"
+			r.Auth = []string{"XOAUTH2", "OAUTHBEARER"}
+			r.OAuth2 = &OAuth2{
+				ClientID:      "handoff",
+				ClientSecret:  "s3cret-client",
+				Scopes:        []string{"smtp", "offline_access"},
+				TokenURL:      "https://sso.example.com/oauth2/token",
+				DeviceAuthURL: "https://sso.example.com/oauth2/device",
+				AuthURL:       "https://sso.example.com/oauth2/authorize",
+				TokenFile:     "/var/lib/handoff/oauth2/sso.json",
+			}
+		}),
+	)
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("full.toml =\n%+v\nwant\n%+v", c, want)
 		for i := range min(len(c.Relays), len(want.Relays)) {
@@ -257,8 +346,12 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 				p = keyPath{"relay[1]"}
 			}
 			found := kl[p.String()] > 0
-			for i := 2; tb.name == "relay" && !found && i <= 5; i++ {
-				found = kl[keyPath{"relay"}.index(i).child(k).String()] > 0
+			for i := 1; (tb.name == "relay" || tb.name == "relay.oauth2") && !found && i <= 20; i++ {
+				rp := keyPath{"relay"}.index(i)
+				if tb.name == "relay.oauth2" {
+					rp = rp.child("oauth2")
+				}
+				found = kl[rp.child(k).String()] > 0
 			}
 			if !found {
 				t.Errorf("full.toml does not set %s", p)
@@ -269,6 +362,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 				doc = "`[[relay]]`"
 			case tb.name == "" && (k == "aliases" || k == "queue" || k == "log" || k == "daemon"):
 				doc = "`[" + k + "]`"
+			case tb.name == "relay" && k == "oauth2":
+				doc = "`[relay.oauth2]`"
 			}
 			if !bytes.Contains(src, []byte(doc)) {
 				t.Errorf("config.go documents no key %s", doc)

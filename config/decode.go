@@ -1,10 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/relay"
 )
 
@@ -24,11 +28,15 @@ var (
 	topKeys   = []string{"hostname", "domain", "sender", "rewrite_from", "aliases_file", "aliases", "queue", "relay", "log", "daemon"}
 	queueKeys = []string{"dir", "mode", "retry_min", "retry_max", "max_age", "delay_warning",
 		"connections_per_relay", "messages_per_connection"}
-	relayKeys = []string{"name", "url", "starttls", "username", "password", "password_file", "password_command", "auth",
+	relayKeys = []string{"name", "url", "starttls", "username", "password", "password_file", "password_command",
+		"password_credential", "auth",
 		"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_pin_sha256", "tls_min_version", "tls_server_name", "tls_insecure",
-		"senders", "domains", "connect_timeout", "command_timeout", "data_timeout"}
+		"senders", "domains", "connect_timeout", "command_timeout", "data_timeout", "oauth2"}
+	oauth2Keys = []string{"provider", "client_id", "client_secret", "client_secret_file", "client_secret_credential",
+		"tenant", "scopes", "token_url", "device_auth_url", "auth_url", "token_file"}
 	logKeys    = []string{"syslog", "format"}
-	daemonKeys = []string{"socket"}
+	daemonKeys = []string{"socket", "trusted_users", "sender_policy", "senders", "max_message_size", "max_recipients",
+		"submissions_per_minute", "max_connections", "idle_exit", "relay_idle"}
 
 	// tables lists each table: its key ("" for the top level), how it is
 	// written, and its keys.
@@ -39,6 +47,7 @@ var (
 		{"", "the top level", topKeys},
 		{"queue", "[queue]", queueKeys},
 		{"relay", "[[relay]]", relayKeys},
+		{"relay.oauth2", "[relay.oauth2]", oauth2Keys},
 		{"log", "[log]", logKeys},
 		{"daemon", "[daemon]", daemonKeys},
 	}
@@ -47,7 +56,15 @@ var (
 // optionalStrings are the keys whose default is "": setting one to ""
 // is the same as leaving it out.
 var optionalStrings = []string{"sender", "aliases_file", "username", "password", "password_file", "password_command",
-	"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"}
+	"password_credential", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"}
+
+// optionalOAuth2Strings are the same for [relay.oauth2]: every string
+// but client_id.
+var optionalOAuth2Strings = []string{"provider", "client_secret", "client_secret_file", "client_secret_credential",
+	"tenant", "token_url", "device_auth_url", "auth_url", "token_file"}
+
+// passwordKeys are the alternative sources of a relay's secret.
+var passwordKeys = []string{"password", "password_file", "password_command", "password_credential", "oauth2"}
 
 // authMechanisms are the names auth accepts; oauthMechanisms take a token.
 var (
@@ -138,7 +155,12 @@ func (d *decoder) onPasswordLine(n int) bool {
 	}
 	key, _, ok := strings.Cut(lines[n-1], "=")
 	key = strings.Trim(strings.TrimSpace(key), `"'`)
-	return ok && (key == "password" || strings.HasSuffix(key, ".password") || strings.HasSuffix(key, `."password`))
+	for _, k := range []string{"password", "client_secret"} {
+		if ok && (key == k || strings.HasSuffix(key, "."+k) || strings.HasSuffix(key, `."`+k)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *decoder) decode() *Config {
@@ -259,10 +281,13 @@ func pathErr(err error) error {
 
 // unknown reports key k of the table at p, with a suggestion.
 func (d *decoder) unknown(p keyPath, k string) {
-	table := ""
-	if len(p) > 0 {
-		table, _, _ = strings.Cut(p[0], "[")
+	// The table's name without indexes: "relay.oauth2" for
+	// relay[2].oauth2.
+	names := make([]string, len(p))
+	for i, e := range p {
+		names[i], _, _ = strings.Cut(e, "[")
 	}
+	table := strings.Join(names, ".")
 	msg := "unknown key"
 	if s := suggest(table, k); s != "" {
 		msg += "; " + s
@@ -620,6 +645,46 @@ func (d *decoder) daemon(p keyPath, t map[string]any, dm *Daemon) {
 			if s, ok := d.str(kp, v); ok && d.absPath(kp, s) {
 				dm.Socket = filepath.Clean(s)
 			}
+		case "trusted_users":
+			if l, ok := d.strList(kp, v, `["www-data"]`); ok {
+				dm.TrustedUsers = l
+			}
+		case "sender_policy":
+			if s, ok := d.enum(kp, v, SenderRefuse, SenderRewrite); ok {
+				dm.SenderPolicy = s
+			}
+		case "senders":
+			if t, ok := d.table(kp, v, "[daemon.senders]"); ok {
+				for _, u := range slices.Sorted(maps.Keys(t)) {
+					if l, ok := d.strList(kp.child(u), t[u], `["*@example.com"]`); ok {
+						dm.Senders[u] = l
+					}
+				}
+			}
+		case "max_message_size":
+			if n, ok := d.integer(kp, v, 1024, 1<<40); ok {
+				dm.MaxMessageSize = int64(n)
+			}
+		case "max_recipients":
+			if n, ok := d.integer(kp, v, 1, 100000); ok {
+				dm.MaxRecipients = n
+			}
+		case "submissions_per_minute":
+			if n, ok := d.integer(kp, v, 0, 1<<31-1); ok {
+				dm.SubmissionsPerMinute = n
+			}
+		case "max_connections":
+			if n, ok := d.integer(kp, v, 1, 10000); ok {
+				dm.MaxConnections = n
+			}
+		case "idle_exit":
+			if dur, ok := d.duration(kp, v, true); ok {
+				dm.IdleExit = dur
+			}
+		case "relay_idle":
+			if dur, ok := d.duration(kp, v, true); ok {
+				dm.RelayIdle = dur
+			}
 		default:
 			d.unknown(p, k)
 		}
@@ -786,6 +851,14 @@ func (d *decoder) relay(p keyPath, t map[string]any, n int) Relay {
 					d.problem(kp, "has no command in it")
 				}
 			}
+		case "password_credential":
+			if s, ok := d.str(kp, v); ok && d.credentialName(kp, s) {
+				r.PasswordCredential = s
+			}
+		case "oauth2":
+			if tb, ok := d.table(kp, v, "[relay.oauth2]"); ok {
+				r.OAuth2 = d.oauth2(kp, tb)
+			}
 		case "auth":
 			if list, ok := d.strList(kp, v, `["PLAIN"]`); ok {
 				r.Auth = d.authList(kp, list)
@@ -856,8 +929,183 @@ func (d *decoder) relay(p keyPath, t map[string]any, n int) Relay {
 	if !set["name"] {
 		r.Name = "relay" + strconv.Itoa(n)
 	}
+	if r.OAuth2 != nil && r.OAuth2.TokenFile == "" && r.Name != "" {
+		r.OAuth2.TokenFile = defaultTokenDir + "/" + r.Name + ".json"
+	}
 	d.checkRelay(p, &r, set, badUser)
 	return r
+}
+
+// credentialName checks the name of a systemd credential.
+func (d *decoder) credentialName(p keyPath, s string) bool {
+	if s == "." || s == ".." || strings.Contains(s, "/") || len(s) > 255 {
+		d.problem(p, "%s is not a credential name; use the name given to LoadCredential= (a file name, without '/')", quoteShort(s))
+		return false
+	}
+	return true
+}
+
+// oauth2 decodes and checks a [relay.oauth2] table, filling in the
+// provider's defaults.
+func (d *decoder) oauth2(p keyPath, t map[string]any) *OAuth2 {
+	o := &OAuth2{}
+	set := map[string]bool{}
+	nprob := len(d.problems)
+	for _, k := range slices.Sorted(maps.Keys(t)) {
+		v, kp := t[k], p.child(k)
+		if v == "" && slices.Contains(optionalOAuth2Strings, k) {
+			continue
+		}
+		set[k] = true
+		switch k {
+		case "provider":
+			if s, ok := d.enum(kp, v, oauth.Google, oauth.Microsoft, ""); ok {
+				o.Provider = s
+			}
+		case "client_id":
+			if s, ok := d.str(kp, v); ok {
+				if s == "" {
+					d.problem(kp, "must not be empty")
+				}
+				o.ClientID = s
+			}
+		case "client_secret":
+			if s, ok := d.secret(kp, v); ok {
+				o.ClientSecret = s
+			}
+		case "client_secret_file":
+			if s, ok := d.str(kp, v); ok && d.absPath(kp, s) {
+				o.ClientSecretFile = s
+				if st, err := os.Stat(s); err == nil && st.Mode().Perm()&0o004 != 0 {
+					d.warn(kp, "%s is readable by every user (mode %04o); make it readable only by root and handoff (chmod 600 or 640)", s, st.Mode().Perm())
+				}
+			}
+		case "client_secret_credential":
+			if s, ok := d.str(kp, v); ok && d.credentialName(kp, s) {
+				o.ClientSecretCredential = s
+			}
+		case "tenant":
+			if s, ok := d.str(kp, v); ok {
+				if !validTenant(s) {
+					d.problem(kp, "%s is not a tenant; use a directory ID, a domain, \"common\", \"organizations\" or \"consumers\"", quoteShort(s))
+				} else {
+					o.Tenant = s
+				}
+			}
+		case "scopes":
+			if list, ok := d.strList(kp, v, `["https://mail.google.com/"]`); ok {
+				for i, sc := range list {
+					if sc == "" || strings.ContainsAny(sc, " \"\\") {
+						d.problem(kp, "element %d, %s, is not a scope (no spaces, quotes or backslashes)", i+1, quoteShort(sc))
+					}
+				}
+				if len(list) > 0 {
+					o.Scopes = list
+				}
+			}
+		case "token_url", "device_auth_url", "auth_url":
+			if s, ok := d.str(kp, v); ok {
+				if msg := checkEndpointURL(s); msg != "" {
+					d.problem(kp, "%s", msg)
+				}
+				switch k {
+				case "token_url":
+					o.TokenURL = s
+				case "device_auth_url":
+					o.DeviceAuthURL = s
+				default:
+					o.AuthURL = s
+				}
+			}
+		case "token_file":
+			if s, ok := d.str(kp, v); ok && d.absPath(kp, s) {
+				o.TokenFile = filepath.Clean(s)
+			}
+		default:
+			d.unknown(p, k)
+		}
+	}
+
+	if !set["client_id"] {
+		d.problem(p, "needs client_id, the ID of the application registered with the provider")
+	}
+	var secrets []string
+	for _, k := range []string{"client_secret", "client_secret_file", "client_secret_credential"} {
+		if set[k] {
+			secrets = append(secrets, k)
+		}
+	}
+	for _, k := range secrets[min(1, len(secrets)):] {
+		d.problem(p.child(k), "%s and %s are alternatives; set only one", secrets[0], k)
+	}
+	if set["tenant"] && o.Provider != oauth.Microsoft {
+		d.problem(p.child("tenant"), "applies only to provider = \"microsoft\"")
+	}
+	if len(d.problems) > nprob {
+		return o
+	}
+	if def, ok := oauth.Defaults(o.Provider, o.Tenant); ok {
+		if o.Provider == oauth.Microsoft && o.Tenant == "" {
+			o.Tenant = oauth.DefaultTenant
+		}
+		o.TokenURL = cmp.Or(o.TokenURL, def.TokenURL)
+		o.DeviceAuthURL = cmp.Or(o.DeviceAuthURL, def.DeviceAuthURL)
+		o.AuthURL = cmp.Or(o.AuthURL, def.AuthURL)
+		if o.Scopes == nil {
+			o.Scopes = slices.Clone(def.Scopes)
+		}
+	} else {
+		if o.TokenURL == "" {
+			d.problem(p, "needs token_url without a provider (or provider = \"google\" or \"microsoft\")")
+		}
+		if o.DeviceAuthURL == "" && o.AuthURL == "" {
+			d.problem(p, "needs device_auth_url or auth_url without a provider, for \"handoff oauth2 login\"")
+		}
+	}
+	return o
+}
+
+// validTenant accepts a Microsoft tenant: a GUID, a domain or a keyword.
+func validTenant(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkEndpointURL returns what is wrong with an OAuth2 endpoint, or "".
+func checkEndpointURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return quoteShort(s) + " is not an absolute URL, like \"https://oauth2.example.com/token\""
+	case u.User != nil:
+		// Not echoed: it may hold a password.
+		return "must not contain user information (user:password@)"
+	case u.Fragment != "":
+		return quoteShort(s) + " has a fragment (#...); endpoints do not"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return "" // a test provider on this machine
+	case u.Scheme == "http":
+		return quoteShort(s) + " is not https://; tokens and secrets go only over TLS (http:// only to a loopback address)"
+	}
+	return quoteShort(s) + " is not an https:// URL"
+}
+
+// isLoopback reports localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // authList upper-cases and checks auth mechanism names.
@@ -952,7 +1200,7 @@ func (d *decoder) checkRelay(p keyPath, r *Relay, set map[string]bool, badUser b
 
 	// Credentials.
 	var sources []string
-	for _, k := range []string{"password", "password_file", "password_command"} {
+	for _, k := range passwordKeys {
 		if set[k] {
 			sources = append(sources, k)
 		}
@@ -969,7 +1217,21 @@ func (d *decoder) checkRelay(p keyPath, r *Relay, set map[string]bool, badUser b
 			}
 		}
 	case len(sources) == 0:
-		d.problem(p.child("username"), "needs one of password, password_file or password_command")
+		d.problem(p.child("username"), "needs one of password, password_file, password_command, password_credential or [relay.oauth2]")
+	}
+	if r.OAuth2 != nil && len(sources) == 1 {
+		var password []string
+		for _, m := range r.Auth {
+			if !slices.Contains(oauthMechanisms, m) {
+				password = append(password, m)
+			}
+		}
+		switch {
+		case len(r.Auth) == 0:
+			r.Auth = slices.Clone(oauthMechanisms)
+		case len(password) == len(r.Auth): // a mix is reported by authList
+			d.problem(p.child("auth"), "[relay.oauth2] gives an access token, for XOAUTH2 and OAUTHBEARER, not a password for %s", strings.Join(password, ", "))
+		}
 	}
 	if r.Username != "" && r.StartTLS == StartTLSNone && kind == urlSTARTTLS {
 		d.warn(p.child("starttls"), "\"none\" with username: AUTH is sent only to a loopback address without TLS, so authentication will fail elsewhere")

@@ -50,14 +50,26 @@
 // Every path in the file (aliases_file, password_file, tls_*_file,
 // queue.dir, daemon.socket, an mbox: directory) must be absolute, so the
 // meaning of the file never depends on the directory handoff was started
-// in. aliases_file is read at load time; password_file and the TLS files
-// are read only when a relay is used (RelayOptions), because in system
-// mode only the daemon can read them.
+// in. aliases_file is read at load time; password_file, the TLS files,
+// a systemd credential (password_credential, client_secret_credential:
+// $CREDENTIALS_DIRECTORY/NAME) and an OAuth2 token_file or
+// client_secret_file are read only when a relay is used (RelayOptions),
+// because in system mode only the daemon can read them.
+//
+// # OAuth2
+//
+// A relay with a [relay.oauth2] table gets its XOAUTH2/OAUTHBEARER
+// access token from internal/oauth: RelayOptions reads the token file
+// and, when the token expires within two minutes, refreshes it at the
+// provider (under a lock shared by every handoff process). Parse fills
+// in the provider's defaults (endpoints, scopes, Microsoft's tenant) and
+// the token file, /var/lib/handoff/oauth2/NAME.json; internal/oauth
+// knows the providers and does not import this package.
 //
 // # Security
 //
-// Passwords never appear in an error, a warning or WriteEffective's
-// output. password_command is run without a shell, only by RelayOptions,
+// Passwords and OAuth2 client secrets never appear in an error, a
+// warning or WriteEffective's output, nor does a token. password_command is run without a shell, only by RelayOptions,
 // never at load time and never by WriteEffective. Whether a user-supplied
 // file (sendmail -C) may be trusted with secrets is the caller's decision.
 package config

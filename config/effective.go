@@ -9,14 +9,17 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/relay"
 )
 
 // WriteEffective writes the configuration as TOML, every default filled
 // in, for "handoff config check". Secrets are hidden: a password is
-// written as `password = <hidden>` (deliberately not TOML, so the output
-// cannot be loaded with a fake password), and password_command is shown
-// as configured but never run. Keys that do not apply to a relay's kind
+// written as `password = <hidden>` and an OAuth2 client secret as
+// `client_secret = <hidden>` (deliberately not TOML, so the output
+// cannot be loaded with a fake secret), password_command is shown as
+// configured but never run, and no token file is read. A relay's
+// [relay.oauth2] comes after its other keys. Keys that do not apply to a relay's kind
 // (starttls on smtps://, TLS on a Unix socket, all but name, url, senders
 // and domains on mbox:) are left out, as are credentials that are not
 // set. Aliases are those of [aliases] and aliases_file merged.
@@ -62,7 +65,22 @@ func (c *Config) WriteEffective(w io.Writer) error {
 	kv("format", tomlQuote(c.Log.Format))
 
 	b.WriteString("\n[daemon]\n")
-	kv("socket", tomlQuote(c.Daemon.Socket))
+	dm := &c.Daemon
+	kv("socket", tomlQuote(dm.Socket))
+	kv("trusted_users", tomlArray(dm.TrustedUsers))
+	kv("sender_policy", tomlQuote(dm.SenderPolicy))
+	kv("max_message_size", strconv.FormatInt(dm.MaxMessageSize, 10))
+	kv("max_recipients", strconv.Itoa(dm.MaxRecipients))
+	kv("submissions_per_minute", strconv.Itoa(dm.SubmissionsPerMinute))
+	kv("max_connections", strconv.Itoa(dm.MaxConnections))
+	kv("idle_exit", tomlQuote(dm.IdleExit.String()))
+	kv("relay_idle", tomlQuote(dm.RelayIdle.String()))
+	if len(dm.Senders) > 0 {
+		b.WriteString("\n[daemon.senders]\n")
+		for _, u := range slices.Sorted(maps.Keys(dm.Senders)) {
+			kv(displayKey(u), tomlArray(dm.Senders[u]))
+		}
+	}
 
 	if len(c.Relays) == 0 {
 		b.WriteString("\n# no [[relay]]: mail for local users goes to " + DefaultMailDir + ", other mail fails\n")
@@ -93,6 +111,9 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			if r.PasswordCommand != "" {
 				kv("password_command", tomlQuote(r.PasswordCommand))
 			}
+			if r.PasswordCredential != "" {
+				kv("password_credential", tomlQuote(r.PasswordCredential))
+			}
 			if r.Username != "" {
 				kv("auth", tomlArray(r.Auth))
 			}
@@ -112,6 +133,27 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			kv("connect_timeout", tomlQuote(r.ConnectTimeout.String()))
 			kv("command_timeout", tomlQuote(r.CommandTimeout.String()))
 			kv("data_timeout", tomlQuote(r.DataTimeout.String()))
+		}
+		if o := r.OAuth2; o != nil && kind != urlMbox {
+			b.WriteString("\n[relay.oauth2]\n")
+			kv("provider", tomlQuote(o.Provider))
+			kv("client_id", tomlQuote(o.ClientID))
+			switch {
+			case o.ClientSecret != "":
+				kv("client_secret", "<hidden>")
+			case o.ClientSecretFile != "":
+				kv("client_secret_file", tomlQuote(o.ClientSecretFile))
+			case o.ClientSecretCredential != "":
+				kv("client_secret_credential", tomlQuote(o.ClientSecretCredential))
+			}
+			if o.Provider == oauth.Microsoft {
+				kv("tenant", tomlQuote(o.Tenant))
+			}
+			kv("scopes", tomlArray(o.Scopes))
+			kv("token_url", tomlQuote(o.TokenURL))
+			kv("device_auth_url", tomlQuote(o.DeviceAuthURL))
+			kv("auth_url", tomlQuote(o.AuthURL))
+			kv("token_file", tomlQuote(o.TokenFile))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

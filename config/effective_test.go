@@ -74,6 +74,7 @@ func roundTrip(t testing.TB, c *Config) {
 	}
 	const fake = "restored-secret"
 	text := strings.ReplaceAll(out.String(), "password = <hidden>", `password = "`+fake+`"`)
+	text = strings.ReplaceAll(text, "client_secret = <hidden>", `client_secret = "`+fake+`"`)
 	back, err := Parse([]byte(text), c.Path)
 	if err != nil {
 		t.Fatalf("effective config does not load: %v\n%s", err, text)
@@ -83,6 +84,11 @@ func roundTrip(t testing.TB, c *Config) {
 	for i := range want.Relays {
 		if want.Relays[i].Password != "" {
 			want.Relays[i].Password = fake
+		}
+		if o := want.Relays[i].OAuth2; o != nil && o.ClientSecret != "" {
+			oc := *o
+			oc.ClientSecret = fake
+			want.Relays[i].OAuth2 = &oc
 		}
 		want.Relays[i].Line = back.Relays[i].Line
 		if want.Relays[i].IsMbox() || want.Relays[i].kind() == urlUnix {

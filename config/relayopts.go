@@ -2,15 +2,21 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/relay"
 )
 
@@ -40,17 +46,32 @@ const maxCommandOutput = 64 << 10
 //
 // Credentials are nil when r has no username. Otherwise the secret is
 // resolved now, from password, password_file (its first line, without
-// the line ending) or password_command (run without a shell, at most 10s,
+// the line ending), password_command (run without a shell, at most 10s,
 // the first line of its standard output; its standard error is
-// discarded). It is the Token when auth lists only XOAUTH2/OAUTHBEARER,
-// else the Password; Mechanisms is auth. Options.Auth is set to the same
-// credentials, so Dial authenticates by itself: do not call Login again.
+// discarded), password_credential (the first line of
+// $CREDENTIALS_DIRECTORY/NAME) or [relay.oauth2] (an access token from
+// the token file, refreshed at the provider when it expires within two
+// minutes: see internal/oauth). It is the Token when auth lists only
+// XOAUTH2/OAUTHBEARER (always with oauth2), else the Password;
+// Mechanisms is auth. Options.Auth is set to the same credentials, so
+// Dial authenticates by itself: do not call Login again.
 //
 // Call it for each connection: a password_file or a token printed by
-// password_command may change. Errors name the relay and the file or
-// command, never the secret nor the command's output. r must not be an
-// mbox: relay.
+// password_command may change, and an access token expires. Errors name
+// the relay and the file, credential, command or token endpoint, never
+// the secret, a token nor the command's output; an OAuth2 refusal says
+// "run: handoff oauth2 login RELAY". r must not be an mbox: relay.
+//
+// RelayOptions is RelayOptionsContext with context.Background(): a
+// token refresh is then bounded by internal/oauth's 30s HTTP timeout
+// only.
 func (c *Config) RelayOptions(r *Relay) (relay.Options, *relay.Credentials, error) {
+	return c.RelayOptionsContext(context.Background(), r)
+}
+
+// RelayOptionsContext is RelayOptions with a context for the OAuth2
+// token refresh (and for the wait for another process refreshing it).
+func (c *Config) RelayOptionsContext(ctx context.Context, r *Relay) (relay.Options, *relay.Credentials, error) {
 	fail := func(format string, args ...any) (relay.Options, *relay.Credentials, error) {
 		return relay.Options{}, nil, fmt.Errorf("config: relay %s: "+format, append([]any{r.Name}, args...)...)
 	}
@@ -117,11 +138,23 @@ func (c *Config) RelayOptions(r *Relay) (relay.Options, *relay.Credentials, erro
 	if r.Username == "" {
 		return o, nil, nil
 	}
+	cred := &relay.Credentials{Username: r.Username, Mechanisms: append([]string(nil), r.Auth...)}
+	if r.OAuth2 != nil {
+		token, err := r.OAuth2Client().AccessToken(ctx)
+		if err != nil {
+			return fail("%w", err)
+		}
+		cred.Token = token
+		if len(cred.Mechanisms) == 0 {
+			cred.Mechanisms = append([]string(nil), oauthMechanisms...)
+		}
+		o.Auth = cred
+		return o, cred, nil
+	}
 	secret, err := r.secret()
 	if err != nil {
 		return fail("%w", err)
 	}
-	cred := &relay.Credentials{Username: r.Username, Mechanisms: append([]string(nil), r.Auth...)}
 	if r.oauth() {
 		cred.Token = secret
 	} else {
@@ -129,6 +162,51 @@ func (c *Config) RelayOptions(r *Relay) (relay.Options, *relay.Credentials, erro
 	}
 	o.Auth = cred
 	return o, cred, nil
+}
+
+// OAuth2Client returns the OAuth2 client of a relay with [relay.oauth2]
+// (nil without), for RelayOptions and "handoff oauth2 login". Its client
+// secret is read from client_secret_file or client_secret_credential
+// only when a request needs it; keys left empty in a Relay not made by
+// Parse take the provider's defaults.
+func (r *Relay) OAuth2Client() *oauth.Client {
+	o := r.OAuth2
+	if o == nil {
+		return nil
+	}
+	c := &oauth.Client{
+		Relay:         r.Name,
+		ClientID:      o.ClientID,
+		Scopes:        slices.Clone(o.Scopes),
+		TokenURL:      o.TokenURL,
+		DeviceAuthURL: o.DeviceAuthURL,
+		AuthURL:       o.AuthURL,
+		TokenFile:     o.TokenFile,
+	}
+	if def, ok := oauth.Defaults(o.Provider, o.Tenant); ok {
+		c.AuthParams = def.AuthParams
+		c.TokenURL = cmp.Or(c.TokenURL, def.TokenURL)
+		c.DeviceAuthURL = cmp.Or(c.DeviceAuthURL, def.DeviceAuthURL)
+		c.AuthURL = cmp.Or(c.AuthURL, def.AuthURL)
+		if c.Scopes == nil {
+			c.Scopes = slices.Clone(def.Scopes)
+		}
+	}
+	if c.TokenFile == "" && r.Name != "" {
+		c.TokenFile = defaultTokenDir + "/" + r.Name + ".json"
+	}
+	switch {
+	case o.ClientSecret != "":
+		secret := o.ClientSecret
+		c.ClientSecret = func() (string, error) { return secret, nil }
+	case o.ClientSecretFile != "":
+		path := o.ClientSecretFile
+		c.ClientSecret = func() (string, error) { return readSecretFile("client_secret_file", path) }
+	case o.ClientSecretCredential != "":
+		name := o.ClientSecretCredential
+		c.ClientSecret = func() (string, error) { return readCredential("client_secret_credential", name) }
+	}
+	return c
 }
 
 // oauth reports whether auth lists only OAuth2 mechanisms.
@@ -155,19 +233,49 @@ func (r *Relay) secret() (string, error) {
 	case r.Password != "":
 		return r.Password, nil
 	case r.PasswordFile != "":
-		data, err := readFile(r.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("reading password_file %s: %w", r.PasswordFile, pathErr(err))
-		}
-		line := firstLine(data)
-		if line == "" {
-			return "", fmt.Errorf("password_file %s: the first line is empty", r.PasswordFile)
-		}
-		return line, nil
+		return readSecretFile("password_file", r.PasswordFile)
 	case r.PasswordCommand != "":
 		return runPasswordCommand(r.PasswordCommand)
+	case r.PasswordCredential != "":
+		return readCredential("password_credential", r.PasswordCredential)
 	}
-	return "", fmt.Errorf("username %q has no password, password_file or password_command", r.Username)
+	return "", fmt.Errorf("username %q has no password, password_file, password_command or password_credential", r.Username)
+}
+
+// readSecretFile returns the first line of the file at path, the value
+// of key.
+func readSecretFile(key, path string) (string, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s %s: %w", key, path, pathErr(err))
+	}
+	line := firstLine(data)
+	if line == "" {
+		return "", fmt.Errorf("%s %s: the first line is empty", key, path)
+	}
+	return line, nil
+}
+
+// readCredential returns the first line of the systemd credential name
+// (key is the key that names it): $CREDENTIALS_DIRECTORY/name.
+func readCredential(key, name string) (string, error) {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return "", fmt.Errorf("%s %s: CREDENTIALS_DIRECTORY is not set; systemd sets it for a service with LoadCredential=%s:/path/to/secret", key, strconv.Quote(name), name)
+	}
+	path := filepath.Join(dir, name)
+	data, err := readFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%s %s: no such credential in CREDENTIALS_DIRECTORY (%s); is LoadCredential=%s:... in the service?", key, strconv.Quote(name), dir, name)
+	case err != nil:
+		return "", fmt.Errorf("reading %s %s: %w", key, path, pathErr(err))
+	}
+	line := firstLine(data)
+	if line == "" {
+		return "", fmt.Errorf("%s %s: the first line of %s is empty", key, strconv.Quote(name), path)
+	}
+	return line, nil
 }
 
 // firstLine returns data up to the first LF, without a CR before it.

@@ -88,6 +88,10 @@ func admin(args []string, env *Env) int {
 		return configCmd(args[1:], env)
 	case "queue":
 		return queueCmd(args[1:], env)
+	case "oauth2":
+		return oauth2Cmd(args[1:], env)
+	case "daemon":
+		return daemonCmd(args[1:], env)
 	}
 	fmt.Fprintf(stderr, "handoff: unknown command %q (try: handoff help)\n", args[0])
 	return exUsage
@@ -102,6 +106,13 @@ const usage = `usage:
                 delete ID... | hold ID... | release ID...
                               list, inspect, deliver now or remove queued
                               messages (see handoff queue -h)
+  handoff oauth2 login [-C FILE] [--device | --auth-code] RELAY
+                              authorise handoff once to get OAuth2 tokens
+                              for RELAY (see handoff oauth2 -h)
+  handoff daemon [-C FILE] [-v]
+                              system mode: take submissions on the
+                              [daemon] socket as user handoff, keep the
+                              relay secrets, run the queue (see handoff(8))
   handoff -t ... / sendmail ...
                               the sendmail interface (see handoff-sendmail(8))
   handoff probe [-v] [-insecure] [-timeout 30s] URL

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/handoff-mta/handoff/relay"
 )
@@ -21,6 +22,7 @@ type connCache struct {
 type cachedConn struct {
 	c    *relay.Client
 	used int
+	last time.Time // when it was last handed back
 }
 
 func newConnCache(max int) *connCache {
@@ -60,9 +62,24 @@ func (cc *connCache) put(ctx context.Context, name string, c *relay.Client, send
 		cc.conns[name] = e
 	}
 	e.used++
+	e.last = time.Now()
 	if e.used >= cc.max {
 		delete(cc.conns, name)
 		c.Quit(ctx)
+	}
+}
+
+// closeIdle quits the connections last used before the time given (the
+// daemon keeps them open between submissions only so long).
+func (cc *connCache) closeIdle(ctx context.Context, before time.Time) {
+	if cc == nil {
+		return
+	}
+	for name, e := range cc.conns {
+		if e.last.Before(before) {
+			e.c.Quit(ctx)
+			delete(cc.conns, name)
+		}
 	}
 }
 

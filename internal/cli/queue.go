@@ -78,6 +78,9 @@ type submitted struct {
 // submit delivers or queues a prepared message to expanded recipients, as
 // the queue mode says.
 func (j *job) submit(msg *message.Message, rcpts []string) *submitted {
+	if s := j.submitDaemon(msg, rcpts); s != nil {
+		return s
+	}
 	mode := j.submitMode()
 	if mode == submitBackground || mode == submitQueueOnly {
 		return j.submitQueued(msg, rcpts, mode == submitBackground)
@@ -712,6 +715,16 @@ func (j *job) openQueueToRead() (*queue.Queue, error) {
 
 // listItems returns the items the caller may see.
 func (j *job) listItems() ([]queue.Summary, int) {
+	if j.env.uid() != 0 && j.useDaemon() {
+		// System mode: the queue is the daemon's; it lists the
+		// caller's items.
+		items, err := j.listViaDaemon()
+		if err != nil {
+			j.warnf("%v", err)
+			return nil, exTempFail
+		}
+		return items, exOK
+	}
 	q, err := j.openQueueToRead()
 	if err != nil {
 		j.queueError(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/handoff-mta/handoff/config"
@@ -351,6 +352,11 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		return out
 	}
 	opts, cred, err := j.cfg.RelayOptions(rl)
+	if errors.Is(err, fs.ErrPermission) {
+		// A user of a system-mode host, without the daemon: the
+		// secrets are the daemon's. Temporary: the daemon may be back.
+		return fail(errorf(exTempFail, fmt.Sprintf("%v: user %s may not read the relay's secret; on this host the handoff daemon sends mail: start handoff.socket (systemctl start handoff.socket)", err, j.login)))
+	}
 	if err != nil {
 		return fail(errorf(exConfig, err.Error()))
 	}

@@ -265,11 +265,14 @@ func ForUser(spoolDir, name string) (Mailbox, error) {
 // group mail writing a 0660 mailbox is told no, and Deliver remains the
 // judge of what actually works.
 func CanWrite(mb Mailbox) error {
-	return canWrite(mb, os.Geteuid())
+	euid := os.Geteuid()
+	return canWrite(mb, euid, euid != 0 && delegated())
 }
 
-func canWrite(mb Mailbox, euid int) error {
-	if euid == 0 || mb.UID < 0 || euid == mb.UID {
+// canWrite is CanWrite for a process with euid that delivers for others
+// (delegated) or not.
+func canWrite(mb Mailbox, euid int, delegated bool) error {
+	if euid == 0 || mb.UID < 0 || euid == mb.UID || delegated {
 		return nil
 	}
 	who := "uid " + strconv.Itoa(mb.UID)
@@ -491,18 +494,47 @@ func openError(path string, err error) error {
 // running as root, its owner, before anything is written to it.
 func initNew(f *os.File, mb Mailbox, mode os.FileMode) error {
 	fd := int(f.Fd())
+	euid := os.Geteuid()
+	give := euid == 0
+	if euid != 0 && mb.UID >= 0 && euid != mb.UID && delegated() {
+		// The system-mode daemon: the new mailbox is the user's, and
+		// the group's (mail) to write the next time.
+		give, mode = true, mode|0o060
+	}
 	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
 		return &os.PathError{Op: "fchmod", Path: mb.Path, Err: err}
 	}
-	if os.Geteuid() == 0 && (mb.UID >= 0 || mb.GID >= 0) {
+	if give && (mb.UID >= 0 || mb.GID >= 0) {
 		if err := unix.Fchown(fd, mb.UID, mb.GID); err != nil {
 			return &os.PathError{Op: "fchown", Path: mb.Path, Err: err}
 		}
 	}
-	if mb.UID >= 0 && os.Geteuid() != 0 && os.Geteuid() != mb.UID {
-		return fmt.Errorf("mbox: creating %s as uid %d cannot give it to uid %d: %w", mb.Path, os.Geteuid(), mb.UID, ErrPermission)
+	if give && euid != 0 {
+		// chown may have cleared bits; the mode is set again.
+		if err := unix.Fchmod(fd, uint32(mode)); err != nil {
+			return &os.PathError{Op: "fchmod", Path: mb.Path, Err: err}
+		}
+	}
+	if mb.UID >= 0 && !give && euid != mb.UID {
+		return fmt.Errorf("mbox: creating %s as uid %d cannot give it to uid %d: %w", mb.Path, euid, mb.UID, ErrPermission)
 	}
 	return nil
+}
+
+// delegated reports whether this process delivers for other users
+// without being root: it holds CAP_CHOWN in its effective set, as the
+// system-mode daemon does (user handoff, group mail, CAP_CHOWN from its
+// unit). It may then create a mailbox and give it to its user, mode 0660
+// with group mail; it writes existing mailboxes through the group, so a
+// 0600 mailbox made by another MTA needs chmod g+rw first (0660
+// user:mail is Debian's other allowed layout).
+func delegated() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_CHOWN) != 0
 }
 
 // checkFile refuses anything but a regular file with one link owned by

@@ -1005,9 +1005,13 @@ func TestCanWrite(t *testing.T) {
 		{"other user", mb, 1000, false},
 		{"no owner required", Mailbox{Path: mb.Path, UID: -1}, 1000, true},
 	} {
-		err := canWrite(tc.mb, tc.euid)
+		err := canWrite(tc.mb, tc.euid, false)
 		if tc.ok != (err == nil) {
 			t.Errorf("%s: got %v", tc.name, err)
+		}
+		// A process that delivers for others (CAP_CHOWN) may always try.
+		if err := canWrite(tc.mb, tc.euid, true); err != nil {
+			t.Errorf("%s, delegated: %v", tc.name, err)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrPermission) {
@@ -1019,7 +1023,7 @@ func TestCanWrite(t *testing.T) {
 			}
 		}
 	}
-	err := canWrite(Mailbox{Path: "/x", UID: 4242424}, 1000)
+	err := canWrite(Mailbox{Path: "/x", UID: 4242424}, 1000, false)
 	if err == nil || !strings.Contains(err.Error(), "needs root or user uid 4242424;") {
 		t.Errorf("unknown owner: %v", err)
 	}

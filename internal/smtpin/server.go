@@ -119,6 +119,15 @@ type Handler interface {
 	Deliver(env Envelope, data io.Reader) Reply
 }
 
+// CommandHandler is implemented by a Handler that takes commands of its
+// own, whose verbs start with X (RFC 5321 §4.1.5 leaves those to private
+// use). Command gets the verb in upper case and the rest of the line;
+// it returns the reply (2xx, 4xx or 5xx, made safe as Reply says) and
+// true, or false for a verb it does not know (500, a protocol error).
+type CommandHandler interface {
+	Command(verb, arg string) (Reply, bool)
+}
+
 // LMTPHandler is the Handler of an LMTP server.
 type LMTPHandler interface {
 	Handler
@@ -451,6 +460,12 @@ func (ss *session) command(line string, lineCRLF bool) error {
 	case "STARTTLS", "AUTH", "BDAT", "ETRN", "EXPN", "TURN", "ATRN", "SEND", "SOML", "SAML":
 		return ss.protocolError(502, "5.5.1 Error: command not implemented")
 	default:
+		if ch, ok := ss.h.(CommandHandler); ok && strings.HasPrefix(v, "X") {
+			if r, ok := ch.Command(v, arg); ok {
+				ss.handlerReply(r, false)
+				return nil
+			}
+		}
 		return ss.protocolError(500, "5.5.2 Error: command not recognized")
 	}
 	return nil

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/handoff-mta/handoff/internal/realserver"
 )
 
@@ -65,6 +67,10 @@ type systemSite struct {
 	home    string  // the submitter's HOME
 	daemon  *exec.Cmd
 	dlog    *syncBuffer
+	// relayBefore is TOML put before the Postfix relay; mailGroup makes
+	// the daemon run as its unit does: group mail and CAP_CHOWN.
+	relayBefore string
+	mailGroup   bool
 }
 
 // syncBuffer is a bytes.Buffer that a child process's output and the
@@ -90,6 +96,13 @@ func (s *syncBuffer) String() string {
 // readable by all, the password file and the queue the daemon user's
 // alone.
 func newSystemSite(t *testing.T, extra string) *systemSite {
+	t.Helper()
+	return newSystemSiteWith(t, extra, nil)
+}
+
+// newSystemSiteWith is newSystemSite with a hook that may set the
+// fields used to write the config (relayBefore) before it is written.
+func newSystemSiteWith(t *testing.T, extra string, before func(*systemSite)) *systemSite {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("HANDOFF_REQUIRE_INTEGRATION") == "1" {
@@ -148,6 +161,9 @@ func newSystemSite(t *testing.T, extra string) *systemSite {
 	if out, err := exec.Command("usermod", "--home", s.home, s.userU.name).CombinedOutput(); err != nil {
 		t.Fatalf("usermod --home: %v\n%s", err, out)
 	}
+	if before != nil {
+		before(s)
+	}
 	s.config = filepath.Join(dir, "handoff.toml")
 	cfg := fmt.Sprintf(`hostname = "client.example.test"
 domain = "example.test"
@@ -164,6 +180,7 @@ syslog = false
 socket = %q
 %s
 
+%s
 [[relay]]
 name = "postfix"
 url = "smtp://%s"
@@ -173,7 +190,7 @@ tls_server_name = "mail.example.test"
 username = "alice@example.test"
 password_file = %q
 connect_timeout = "10s"
-`, s.qdir, s.socket, extra, e.p.Addr, caFile, s.secret)
+`, s.qdir, s.socket, extra, s.relayBefore, e.p.Addr, caFile, s.secret)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +249,17 @@ func (s *systemSite) startDaemon(t *testing.T) {
 	cmd.Env = []string{"PATH=" + fixedPath}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: s.daemonU.uid, Gid: s.daemonU.gid}}
+	if s.mailGroup {
+		// As handoff.service: SupplementaryGroups=mail,
+		// AmbientCapabilities=CAP_CHOWN.
+		g, err := user.LookupGroup("mail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		cmd.SysProcAttr.Credential.Groups = []uint32{uint32(gid)}
+		cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_CHOWN}
+	}
 	s.dlog = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.dlog, s.dlog
 	if err := cmd.Start(); err != nil {
@@ -461,5 +489,55 @@ func TestSystemModeSocketActivation(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Errorf("the activated daemon did not exit within 15s of idling with an empty queue\n%s", dlog.String())
+	}
+}
+
+// TestSystemModeMailbox: the daemon, as user handoff with group mail and
+// CAP_CHOWN only, delivers to a local mailbox: it creates it for its
+// user (0660, group mail) and appends to it through the group the next
+// time.
+func TestSystemModeMailbox(t *testing.T) {
+	var spool string
+	s := newSystemSiteWith(t, "", func(s *systemSite) {
+		spool = filepath.Join(s.dir, "mail")
+		mustMkdir(t, spool, 0o775)
+		g, err := user.LookupGroup("mail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(spool, 0, gid); err != nil {
+			t.Fatal(err)
+		}
+		mustChmod(t, spool, 0o775|os.ModeSetgid)
+		s.relayBefore = fmt.Sprintf("[[relay]]\nname = \"local\"\nurl = \"mbox:%s\"\ndomains = [\"local.test\"]\n", spool)
+		s.mailGroup = true
+	})
+	s.startDaemon(t)
+	mbox := filepath.Join(spool, s.userU.name)
+	var markers []string
+	for i := range 2 {
+		m := newMarker(fmt.Sprintf("mbox-%d", i))
+		markers = append(markers, m)
+		if r := s.as(s.userU, systemMessage(m), "sendmail", "-odi", "-i", s.userU.name+"@local.test"); r.code != 0 {
+			t.Fatalf("delivery %d to the local mailbox: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	data, err := os.ReadFile(mbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range markers {
+		if !bytes.Contains(data, []byte(m)) {
+			t.Errorf("%s is not in %s", m, mbox)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(mbox, &st); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := user.LookupGroup("mail")
+	if strconv.Itoa(int(st.Uid)) != strconv.Itoa(int(s.userU.uid)) || strconv.Itoa(int(st.Gid)) != g.Gid || st.Mode&0o777 != 0o660 {
+		t.Errorf("%s: uid %d gid %d mode %o; want %d, group mail (%s), 0660", mbox, st.Uid, st.Gid, st.Mode&0o777, s.userU.uid, g.Gid)
 	}
 }

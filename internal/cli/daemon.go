@@ -553,10 +553,14 @@ func (d *daemon) interactive(ctx context.Context, it *queue.Item, never bool) []
 			if retryLater(o.err) {
 				code = 451
 			}
+			text := oneLine(o.err.Error())
 			if r := o.reply; r != nil && r.Code/100 == code/100 {
 				code = r.Code
+				if e := r.Enhanced.String(); e != "" {
+					text = e + " " + text
+				}
 			}
-			replies[i] = smtpin.Reply{Code: code, Text: oneLine(o.err.Error())}
+			replies[i] = smtpin.Reply{Code: code, Text: text}
 			// The caller hears of it now: no DSN, nothing left to try.
 			rc.State, rc.Notified = queue.Failed, true
 		}

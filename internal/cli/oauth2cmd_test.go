@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/handoff-mta/handoff/internal/oauth"
+	"github.com/handoff-mta/handoff/queue"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader in
@@ -487,5 +488,51 @@ token_file = "` + tokenFile + `"
 	}
 	if _, second, _ := strings.Cut(s.received(), "--- second run\n"); strings.Contains(second, "AUTH") {
 		t.Errorf("AUTH sent after a refused refresh:\n%s", second)
+	}
+}
+
+// A token endpoint that is down (503) is a temporary failure: with mode
+// never the caller gets 75; with the default fallback the message is
+// queued (not lost, not bounced) and nothing reaches the relay.
+func TestOAuth2TokenEndpointDown(t *testing.T) {
+	down := func(url.Values) (int, any) { return 503, map[string]any{} }
+	p := newOAuthProvider(t, down, down)
+	s := startSink(t, "EHLO => 250-sink.test\\n250-AUTH XOAUTH2\\n250 8BITMIME\nAUTH => 235 2.7.0 ok")
+	tokenFile := filepath.Join(t.TempDir(), "office.json")
+	cfg := `hostname = "h.example.org"
+domain = "example.org"
+[[relay]]
+name = "office"
+url = "smtp://` + s.addr + `"
+starttls = "none"
+username = "me@example.com"
+[relay.oauth2]
+client_id = "the-client"
+token_url = "` + p.srv.URL + `/token"
+device_auth_url = "` + p.srv.URL + `/device"
+token_file = "` + tokenFile + `"
+`
+	stale := &oauth.Token{AccessToken: "stale-access", RefreshToken: "refresh-t0ken", Expiry: time.Now()}
+	if err := oauth.WriteTokenFile(context.Background(), tokenFile, stale); err != nil {
+		t.Fatal(err)
+	}
+	qdir := filepath.Join(t.TempDir(), "q")
+	env, _, stderr := testEnv(t, cfg+"[queue]\nmode = \"never\"\ndir = \""+qdir+"\"\n", strings.NewReader("Subject: hi\n\nbody\n"))
+	if code := RunEnv([]string{"sendmail", "-i", "bob@example.net"}, env); code != exTempFail || !strings.Contains(stderr.String(), "503") {
+		t.Errorf("mode never: exit %d, stderr %q; want 75 naming the 503", code, stderr)
+	}
+	env, _, stderr = testEnv(t, cfg+"[queue]\ndir = \""+qdir+"\"\n", strings.NewReader("Subject: hi\n\nbody\n"))
+	if code := RunEnv([]string{"sendmail", "-i", "bob@example.net"}, env); code != exOK {
+		t.Errorf("mode fallback: exit %d, stderr %q; want 0 (queued)", code, stderr)
+	}
+	q, err := queue.Open(qdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items, err := q.List(queue.Filter{}); err != nil || len(items) != 1 {
+		t.Errorf("queue holds %d items (%v), want the message", len(items), err)
+	}
+	if strings.Contains(s.received(), "MAIL FROM") {
+		t.Errorf("a message went to the relay without a token:\n%s", s.received())
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"strings"
 
 	"github.com/handoff-mta/handoff/config"
 	"github.com/handoff-mta/handoff/internal/mbox"
+	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/message"
 	"github.com/handoff-mta/handoff/queue"
@@ -351,13 +353,18 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		}
 		return out
 	}
-	opts, cred, err := j.cfg.RelayOptions(rl)
-	if errors.Is(err, fs.ErrPermission) {
+	opts, cred, err := j.cfg.RelayOptionsContext(ctx, rl)
+	var oe *oauth.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &oe) && oe.Temporary(), errors.As(err, &ne):
+		// The token endpoint is down or unreachable: try later.
+		return fail(errorf(exTempFail, err.Error()))
+	case errors.Is(err, fs.ErrPermission):
 		// A user of a system-mode host, without the daemon: the
 		// secrets are the daemon's. Temporary: the daemon may be back.
 		return fail(errorf(exTempFail, fmt.Sprintf("%v: user %s may not read the relay's secret; on this host the handoff daemon sends mail: start handoff.socket (systemctl start handoff.socket)", err, j.login)))
-	}
-	if err != nil {
+	case err != nil:
 		return fail(errorf(exConfig, err.Error()))
 	}
 	opts.Auth = cred

@@ -184,6 +184,7 @@ socket = %q
 [[relay]]
 name = "postfix"
 url = "smtp://%s"
+domains = ["example.test"]
 starttls = "required"
 tls_ca_file = %q
 tls_server_name = "mail.example.test"

@@ -509,12 +509,6 @@ func initNew(f *os.File, mb Mailbox, mode os.FileMode) error {
 			return &os.PathError{Op: "fchown", Path: mb.Path, Err: err}
 		}
 	}
-	if give && euid != 0 {
-		// chown may have cleared bits; the mode is set again.
-		if err := unix.Fchmod(fd, uint32(mode)); err != nil {
-			return &os.PathError{Op: "fchmod", Path: mb.Path, Err: err}
-		}
-	}
 	if mb.UID >= 0 && !give && euid != mb.UID {
 		return fmt.Errorf("mbox: creating %s as uid %d cannot give it to uid %d: %w", mb.Path, euid, mb.UID, ErrPermission)
 	}

@@ -491,7 +491,7 @@ token_file = "` + tokenFile + `"
 	}
 }
 
-// A token endpoint that is down (503) is a temporary failure: with mode
+// A token endpoint that is down (503) or unreachable is a temporary failure: with mode
 // never the caller gets 75; with the default fallback the message is
 // queued (not lost, not bounced) and nothing reaches the relay.
 func TestOAuth2TokenEndpointDown(t *testing.T) {
@@ -534,5 +534,11 @@ token_file = "` + tokenFile + `"
 	}
 	if strings.Contains(s.received(), "MAIL FROM") {
 		t.Errorf("a message went to the relay without a token:\n%s", s.received())
+	}
+	// A token endpoint nobody listens on is temporary too.
+	unreachable := strings.ReplaceAll(cfg, p.srv.URL, "http://"+closedAddr(t))
+	env, _, stderr = testEnv(t, unreachable+"[queue]\nmode = \"never\"\ndir = \""+qdir+"\"\n", strings.NewReader("Subject: hi\n\nbody\n"))
+	if code := RunEnv([]string{"sendmail", "-i", "bob@example.net"}, env); code != exTempFail {
+		t.Errorf("unreachable token endpoint: exit %d, stderr %q; want 75", code, stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/handoff-mta/handoff/config"
@@ -354,10 +355,13 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		return out
 	}
 	opts, cred, err := j.cfg.RelayOptionsContext(ctx, rl)
-	var oe *oauth.Error
-	var ne net.Error
+	var (
+		oe  *oauth.Error
+		ue  *url.Error
+		ope *net.OpError
+	)
 	switch {
-	case errors.As(err, &oe) && oe.Temporary(), errors.As(err, &ne):
+	case errors.As(err, &oe) && oe.Temporary(), errors.As(err, &ue), errors.As(err, &ope):
 		// The token endpoint is down or unreachable: try later.
 		return fail(errorf(exTempFail, err.Error()))
 	case errors.Is(err, fs.ErrPermission):

@@ -361,6 +361,25 @@ func TestSystemMode(t *testing.T) {
 		t.Errorf("the daemon's log shows the password")
 	}
 
+	// A config of the user's own (-C) changes nothing the daemon
+	// decides: its relay is not used, and its forced sender is refused.
+	own := filepath.Join(s.home, "mine.toml")
+	ownCfg := fmt.Sprintf("domain = \"example.test\"\n[daemon]\nsocket = %q\n[[relay]]\nname = \"elsewhere\"\nurl = \"smtp://%s\"\nstarttls = \"none\"\n", s.socket, closedAddr(t))
+	if err := os.WriteFile(own, []byte(ownCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker = newMarker("own-config")
+	if r := s.as(s.userU, systemMessage(marker), "sendmail", "-C", own, "-i", "bob@example.test"); r.code != 0 {
+		t.Fatalf("sendmail -C own config: exit %d\n%s", r.code, r.stderr)
+	}
+	s.relay.find(t, "bob", marker)
+	if err := os.WriteFile(own, []byte("sender = \"ceo@example.test\"\n"+ownCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.as(s.userU, systemMessage(newMarker("own-sender")), "sendmail", "-C", own, "-i", "bob@example.test"); r.code == 0 || !strings.Contains(r.stderr, "may not send as") {
+		t.Errorf("a forced sender in the user's own config: exit %d, stderr %q; want the daemon's refusal", r.code, r.stderr)
+	}
+
 	// mailq: the user sees their own deferred item only, root sees all.
 	tempfail := realserver.TempfailRecipient
 	mine := s.as(s.userU, systemMessage(newMarker("deferred-user")), "sendmail", "-odi", "-i", tempfail)
@@ -540,5 +559,66 @@ func TestSystemModeMailbox(t *testing.T) {
 	g, _ := user.LookupGroup("mail")
 	if strconv.Itoa(int(st.Uid)) != strconv.Itoa(int(s.userU.uid)) || strconv.Itoa(int(st.Gid)) != g.Gid || st.Mode&0o777 != 0o660 {
 		t.Errorf("%s: uid %d gid %d mode %o; want %d, group mail (%s), 0660", mbox, st.Uid, st.Gid, st.Mode&0o777, s.userU.uid, g.Gid)
+	}
+}
+
+// TestDaemonReusesConnections: submissions from separate processes go
+// over one relay connection kept open by the daemon, until it has been
+// idle for relay_idle.
+func TestDaemonReusesConnections(t *testing.T) {
+	s := startSink(t)
+	e := newQueueEnv(t, s, "1m", "10s")
+	sock := filepath.Join(e.dir, "submit.sock")
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(cfg), "[queue]\n", "[daemon]\nsocket = \""+sock+"\"\nrelay_idle = \"1s\"\n\n[queue]\nconnections_per_relay = 1\n", 1)
+	if err := os.WriteFile(e.config, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := exec.Command(filepath.Join(binDir, "handoff"), "daemon", "-C", e.config)
+	var dlog syncBuffer
+	d.Stdout, d.Stderr = &dlog, &dlog
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Process.Kill()
+		d.Wait()
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", dlog.String())
+		}
+	})
+	waitSocket(t, sock)
+	send := func(marker string) {
+		t.Helper()
+		r, err := e.runBin([]string{"sendmail", "-i", "rcpt@example.net"}, testMessage(marker), 30*time.Second)
+		if err != nil || r.code != 0 {
+			t.Fatalf("sendmail: exit %d, %v\n%s", r.code, err, r.stderr)
+		}
+	}
+	waitDelivered := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(s.delivered()) < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := len(s.delivered()); got != n {
+			t.Fatalf("%d messages delivered, want %d", got, n)
+		}
+	}
+	for i := range 3 {
+		send(fmt.Sprintf("QMARK-reuse-%d-%d", i, time.Now().UnixNano()))
+		waitDelivered(i + 1)
+	}
+	if c := s.connections(); c != 1 {
+		t.Errorf("3 submissions used %d relay connections, want 1", c)
+	}
+	time.Sleep(2500 * time.Millisecond) // past relay_idle, and a tick of the daemon
+	send(fmt.Sprintf("QMARK-reuse-late-%d", time.Now().UnixNano()))
+	waitDelivered(4)
+	if c := s.connections(); c != 2 {
+		t.Errorf("after relay_idle the daemon used %d connections in all, want 2 (a new one)", c)
 	}
 }

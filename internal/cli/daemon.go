@@ -140,7 +140,7 @@ func daemonListener(path string, env *Env) (net.Listener, bool, error) {
 }
 
 func newDaemon(env *Env, inv *sendopt.Invocation, cfg *config.Config, q *queue.Queue) *daemon {
-	base := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}, log: logWriter(env, cfg)}
+	base := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}, log: logWriter(env, cfg, inv.Verbose > 0)}
 	if u, err := env.User(); err == nil {
 		base.login, base.home = u.Username, u.HomeDir
 	}

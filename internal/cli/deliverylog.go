@@ -25,7 +25,10 @@ import (
 // error with [log] syslog = false; nil when syslog is asked for but this
 // host has no syslog socket (a container): delivery never fails for want
 // of a log.
-func logWriter(env *Env, cfg *config.Config) io.Writer {
+//
+// With -v (verbose) the lines also go to standard error, as Postfix's
+// sendmail -v shows what happened.
+func logWriter(env *Env, cfg *config.Config, verbose bool) io.Writer {
 	if env.Log != nil {
 		return env.Log
 	}
@@ -33,8 +36,13 @@ func logWriter(env *Env, cfg *config.Config) io.Writer {
 		return env.Stderr
 	}
 	w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "handoff")
-	if err != nil {
+	switch {
+	case err != nil && verbose:
+		return env.Stderr
+	case err != nil:
 		return nil
+	case verbose:
+		return io.MultiWriter(env.Stderr, w)
 	}
 	return w
 }

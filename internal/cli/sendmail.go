@@ -64,7 +64,7 @@ func newJob(env *Env, inv *sendopt.Invocation) (*job, int) {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", inv.Name, w)
 	}
-	j := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}, log: logWriter(env, cfg)}
+	j := &job{env: env, inv: inv, cfg: cfg, addr: addresser{cfg}, log: logWriter(env, cfg, inv.Verbose > 0)}
 	if u, err := env.User(); err == nil {
 		j.login, j.home = u.Username, u.HomeDir
 	}

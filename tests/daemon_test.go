@@ -622,3 +622,46 @@ func TestDaemonReusesConnections(t *testing.T) {
 		t.Errorf("after relay_idle the daemon used %d connections in all, want 2 (a new one)", c)
 	}
 }
+
+// TestSystemModeLimits: the daemon refuses a message over
+// max_message_size (before sending it: the daemon offers SIZE; exit 69)
+// and a submission past
+// submissions_per_minute (452, exit 75), each with its reason on
+// standard error and the message kept; recipients past max_recipients
+// get 452 and the front end sends them in a second transaction, as RFC
+// 5321 §4.5.3.1.10 expects of a client.
+func TestSystemModeLimits(t *testing.T) {
+	s := newSystemSite(t, "max_message_size = 2048\nmax_recipients = 2\nsubmissions_per_minute = 3")
+	s.startDaemon(t)
+
+	big := systemMessage(newMarker("big")) + strings.Repeat("x", 3000) + "\n"
+	r := s.as(s.userU, big, "sendmail", "-i", "bob@example.test")
+	if r.code != 69 || !strings.Contains(r.stderr, "exceeds size limit 2048") || !strings.Contains(r.stderr, "dead.letter") {
+		t.Errorf("message over max_message_size: exit %d, stderr %q; want 69, the limit and dead.letter", r.code, r.stderr)
+	}
+
+	// Two transactions: two submissions of the three allowed.
+	marker := newMarker("three-rcpts")
+	r = s.as(s.userU, systemMessage(marker), "sendmail", "-i", "bob@example.test", "alice@example.test", "carol@example.test")
+	if r.code != 0 {
+		t.Errorf("three recipients with max_recipients = 2: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, u := range []string{"bob", "alice", "carol"} {
+		s.relay.find(t, u, marker)
+	}
+	if n := strings.Count(s.dlog.String(), "nrcpt=2,") + strings.Count(s.dlog.String(), "nrcpt=1,"); n != 2 || strings.Contains(s.dlog.String(), "nrcpt=3,") {
+		t.Errorf("the daemon did not take the three recipients as 2 + 1:\n%s", s.dlog.String())
+	}
+
+	if r := s.as(s.userU, systemMessage(newMarker("third")), "sendmail", "-i", "bob@example.test"); r.code != 0 {
+		t.Fatalf("third submission: exit %d\n%s", r.code, r.stderr)
+	}
+	r = s.as(s.userU, systemMessage(newMarker("fourth")), "sendmail", "-i", "bob@example.test")
+	if r.code != 75 || !strings.Contains(r.stderr, "submissions_per_minute") {
+		t.Errorf("fourth submission in a minute: exit %d, stderr %q; want 75 and the reason", r.code, r.stderr)
+	}
+	// root is not limited.
+	if r := s.as(sysUser{name: "root"}, systemMessage(newMarker("root")), "sendmail", "-i", "bob@example.test"); r.code != 0 {
+		t.Errorf("root after the user's limit: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -108,6 +108,15 @@ func (j *job) submitDaemon(msg *message.Message, rcpts []string) *submitted {
 	}
 	res, err := c.SendMail(ctx, j.sender, rcpts, r, so)
 	s := &submitted{}
+	if res == nil && err != nil && relay.ReplyOf(err) != nil && !relay.IsTemporary(err) {
+		// A refusal for good before the data (a message over the
+		// daemon's max_message_size, a sender it refuses): every
+		// recipient failed with it.
+		for _, rc := range rcpts {
+			s.out = append(s.out, outcome{rcpt: rc, via: "daemon", reply: relay.ReplyOf(err), err: err})
+		}
+		return s
+	}
 	if res == nil || errors.Is(err, relay.ErrOutcomeUnknown) || errors.Is(err, relay.ErrServerDisconnected) {
 		if err == nil {
 			err = errors.New("no reply")

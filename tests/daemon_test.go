@@ -564,7 +564,7 @@ func TestSystemModeMailbox(t *testing.T) {
 
 // TestDaemonReusesConnections: submissions from separate processes go
 // over one relay connection kept open by the daemon, until it has been
-// idle for relay_idle.
+// idle for relay_idle; front ends past max_connections wait.
 func TestDaemonReusesConnections(t *testing.T) {
 	s := startSink(t)
 	e := newQueueEnv(t, s, "1m", "10s")
@@ -573,7 +573,7 @@ func TestDaemonReusesConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edited := strings.Replace(string(cfg), "[queue]\n", "[daemon]\nsocket = \""+sock+"\"\nrelay_idle = \"1s\"\n\n[queue]\nconnections_per_relay = 1\n", 1)
+	edited := strings.Replace(string(cfg), "[queue]\n", "[daemon]\nsocket = \""+sock+"\"\nrelay_idle = \"1s\"\nmax_connections = 2\n\n[queue]\nconnections_per_relay = 1\n", 1)
 	if err := os.WriteFile(e.config, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -621,15 +621,46 @@ func TestDaemonReusesConnections(t *testing.T) {
 	if c := s.connections(); c != 2 {
 		t.Errorf("after relay_idle the daemon used %d connections in all, want 2 (a new one)", c)
 	}
+	// max_connections = 2: a third front end waits for its greeting
+	// until one of the first two goes.
+	greet := func(c net.Conn, wait time.Duration) error {
+		c.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 256)
+		n, err := c.Read(buf)
+		if err == nil && !strings.HasPrefix(string(buf[:n]), "220 ") {
+			err = fmt.Errorf("greeting %q", buf[:n])
+		}
+		return err
+	}
+	var conns []net.Conn
+	for i := range 3 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		if i < 2 {
+			if err := greet(c, 5*time.Second); err != nil {
+				t.Fatalf("front end %d: %v", i+1, err)
+			}
+		}
+	}
+	if err := greet(conns[2], 300*time.Millisecond); err == nil {
+		t.Errorf("a third connection was served with max_connections = 2")
+	}
+	conns[0].Close()
+	if err := greet(conns[2], 5*time.Second); err != nil {
+		t.Errorf("the third connection got no greeting after the first closed: %v", err)
+	}
 }
 
 // TestSystemModeLimits: the daemon refuses a message over
-// max_message_size (before sending it: the daemon offers SIZE; exit 69)
-// and a submission past
-// submissions_per_minute (452, exit 75), each with its reason on
-// standard error and the message kept; recipients past max_recipients
-// get 452 and the front end sends them in a second transaction, as RFC
-// 5321 §4.5.3.1.10 expects of a client.
+// max_message_size (the front end sees SIZE and does not send it; exit
+// 69) and a submission past submissions_per_minute (452, exit 75), each
+// with its reason on standard error and the message kept; recipients
+// past max_recipients get 452 and the front end sends them in a second
+// transaction, as RFC 5321 §4.5.3.1.10 expects of a client.
 func TestSystemModeLimits(t *testing.T) {
 	s := newSystemSite(t, "max_message_size = 2048\nmax_recipients = 2\nsubmissions_per_minute = 3")
 	s.startDaemon(t)

@@ -97,8 +97,8 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// buildBinary builds cmd/handoff into dir and links the sendmail names
-// to it.
+// buildBinary builds cmd/handoff into dir, as the package does, and
+// links the sendmail names to it.
 func buildBinary(dir string) error {
 	root, err := moduleRoot()
 	if err != nil {
@@ -109,6 +109,9 @@ func buildBinary(dir string) error {
 	start := time.Now()
 	cmd := exec.Command(goTool(), "build", "-o", handoffBin, "./cmd/handoff")
 	cmd.Dir = root
+	// As packaging/build.sh builds it: static, without cgo (users come
+	// from /etc/passwd, then getent).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/handoff: %v\n%s", err, out)
 	}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"path"
 	"strconv"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/handoff-mta/handoff/config"
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/internal/smtpin"
+	"github.com/handoff-mta/handoff/internal/userdb"
 	"github.com/handoff-mta/handoff/queue"
 )
 
@@ -304,7 +304,7 @@ func (d *daemon) loginOf(uid int) string {
 		return n
 	}
 	n := "uid" + strconv.Itoa(uid)
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+	if u, err := userdb.LookupId(strconv.Itoa(uid)); err == nil {
 		n = u.Username
 	}
 	d.names[uid] = n

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/handoff-mta/handoff/internal/userdb"
 )
 
 // Env is everything the command line takes from the process, so that
@@ -57,7 +59,7 @@ func processEnv(stdin io.Reader, stdout, stderr io.Writer) *Env {
 		Stdout: stdout,
 		Stderr: stderr,
 		Getenv: os.Getenv,
-		User:   user.Current,
+		User:   userdb.Current,
 		Getuid: os.Getuid,
 		Now:    time.Now,
 		StdinIsTerminal: func() bool {

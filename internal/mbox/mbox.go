@@ -107,6 +107,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/handoff-mta/handoff/internal/userdb"
 )
 
 // Errors that Deliver, DeadLetter, ForUser and CanWrite wrap; test them
@@ -231,7 +233,7 @@ func ForUser(spoolDir, name string) (Mailbox, error) {
 	if name == "" || strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/\x00") {
 		return Mailbox{}, fmt.Errorf("mbox: %q cannot be a local user name: %w", name, ErrNoSuchUser)
 	}
-	u, err := user.Lookup(name)
+	u, err := userdb.Lookup(name)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) {
@@ -244,7 +246,7 @@ func ForUser(spoolDir, name string) (Mailbox, error) {
 		return Mailbox{}, fmt.Errorf("mbox: user %q has a non-numeric uid %q", name, u.Uid)
 	}
 	gidStr := u.Gid
-	if g, err := user.LookupGroup("mail"); err == nil {
+	if g, err := userdb.LookupGroup("mail"); err == nil {
 		gidStr = g.Gid
 	}
 	gid, err := strconv.Atoi(gidStr)
@@ -276,7 +278,7 @@ func canWrite(mb Mailbox, euid int, delegated bool) error {
 		return nil
 	}
 	who := "uid " + strconv.Itoa(mb.UID)
-	if u, err := user.LookupId(strconv.Itoa(mb.UID)); err == nil {
+	if u, err := userdb.LookupId(strconv.Itoa(mb.UID)); err == nil {
 		who = u.Username
 	}
 	return fmt.Errorf("%w: writing %s needs root or user %s; %s", ErrPermission, mb.Path, who, configHint)

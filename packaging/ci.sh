@@ -14,7 +14,9 @@
 #     (Postfix here: handoff Conflicts with mail-transport-agent, as
 #     every Debian MTA does), and checks what the installation did;
 #  7. one PHP mail() through the installed /usr/sbin/sendmail, which
-#     must land in /var/mail/root (no relay: local delivery);
+#     must land in /var/mail/root (no relay: local delivery), and the
+#     README's check: the real cron daemon mails a job's output the same
+#     way (this waits for the next minute);
 #  8. purges handoff and puts the MTAs it replaced back, also when a
 #     check fails, so that the script can run again and Postfix's
 #     binaries stay for the tests.
@@ -77,8 +79,8 @@ if [[ ! -e $policy ]]; then
 	made_policy=1
 fi
 
-step "install lintian and php-cli"
-apt-get install -y --no-install-recommends lintian php-cli
+step "install lintian, php-cli and cron"
+apt-get install -y --no-install-recommends lintian php-cli cron
 lintian --version
 php --version | head -n 1
 
@@ -206,6 +208,27 @@ HANDOFF_CI_SUBJECT=$marker php -r \
 grep -qx "Subject: $marker" "$mbox" || fail "no message with Subject: $marker in $mbox"
 echo "$mbox has the message:"
 awk -v m="Subject: $marker" '/^From /{msg=""} {msg=msg $0 "\n"} $0==m{found=1} found && /^$/{printf "%s", msg; exit}' "$mbox"
+
+step "cron: a job's output mailed through the installed /usr/sbin/sendmail (the README's check)"
+cron_marker="handoff-ci-cron-$(date +%s)-$$"
+printf '* * * * * root echo %s\n' "$cron_marker" >/etc/cron.d/handoff-ci
+chmod 644 /etc/cron.d/handoff-ci
+cron -f &
+cron_pid=$!
+found=
+for _ in $(seq 150); do
+	if grep -q "^$cron_marker\$" "$mbox" 2>/dev/null; then
+		found=1
+		break
+	fi
+	sleep 1
+done
+kill "$cron_pid" 2>/dev/null || true
+wait "$cron_pid" 2>/dev/null || true
+rm -f /etc/cron.d/handoff-ci
+[[ -n $found ]] || fail "cron's mail with $cron_marker did not reach $mbox within 150 s"
+awk -v m="$cron_marker" '/^From /{msg=""} {msg=msg $0 "\n"} $0==m{printf "%s", msg; exit}' "$mbox"
+grep -q '^From: root\(@[^ ]*\)\? (Cron Daemon)$' "$mbox" || fail "no 'From: root@HOST (Cron Daemon)' in $mbox"
 
 swap_back || exit 1
 step "check the purge"

@@ -67,9 +67,12 @@
 //
 // # Durability order
 //
-// Every write goes through WriteFileDurable: temporary file (O_EXCL,
-// O_NOFOLLOW, 0600) in the target's directory, write, fsync, close,
-// rename, fsync of the directory. Enqueue writes
+// Every write goes through WriteFileDurable or its batch form: a
+// temporary file in the target's directory (anonymous, O_TMPFILE, on
+// Linux where the file system has it, else .tmp-… with O_EXCL and
+// O_NOFOLLOW; mode 0600), write, fsync, the anonymous file linked to
+// its .tmp- name once its content is durable, close, rename to the
+// target, fsync of the directory. Enqueue writes
 //
 //  1. the message: msg/.tmp-… → fsync → rename to msg/ID (never replacing
 //     an existing file) → fsync msg/;
@@ -85,6 +88,19 @@
 // the new one. Remove deletes the envelope first and fsyncs env/ (the item
 // is then no longer queued), then the message.
 //
+// A runner works on batches of items, sharing the waits: RecordAttempts
+// writes the envelopes of a batch together (writeDurableBatch: the
+// writeback of all started at once, then each fsynced, renamed, and one
+// fsync of env/ for all the renames), and a Remover removes delivered
+// items in Remove's order with one fsync of env/ for all the envelopes
+// deleted while the previous one ran (group commit), in the background.
+// A killed runner leaves the states it left before (see below). A crash
+// of the machine (power loss, a kernel panic) can undo one thing more:
+// the removals of items delivered less than one fsync of env/ before
+// it; those items come back and are delivered again (at least once,
+// never lost). (The attempts of a batch whose fsync of env/ did not
+// happen may be lost too, as one item's could: none of them was sent.)
+//
 // # Recovery rules
 //
 // The queue needs no recovery pass: every state a crash can leave is
@@ -95,7 +111,9 @@
 //   - msg/ID without env/ID: not queued (a crash before the commit, or
 //     during Remove): invisible to List and Due, deleted by ReapOrphans
 //     once older than its grace period (OrphanGrace) and not locked.
-//   - .tmp-* files: ignored; deleted by ReapOrphans likewise.
+//   - .tmp-* files: ignored; deleted by ReapOrphans likewise. (With
+//     anonymous temporary files a crash leaves one only between its
+//     link and its rename.)
 //   - An envelope that cannot be parsed, a file that is a symbolic link,
 //     not a regular file, of another owner or mode, or an envelope without
 //     its message: Lock moves the item to corrupt/ and returns a
@@ -127,6 +145,14 @@
 // 4000 s), until MaxAge (5 days), after which the remaining recipients
 // fail.
 //
+// The runner of handoff does this for a batch of items at a time: it
+// locks them, records their attempts together (RecordAttempts), then
+// delivers them one after the other, removing the delivered ones through
+// a Remover. Every attempt is still durable before its connection; an
+// attempt recorded for an item the runner does not reach (it was killed,
+// or stopped) is one counted but not made, so that item waits one more
+// backoff, which is the safe direction.
+//
 // Failed recipients (Bounces) are reported to the envelope sender by a
 // DSN (BuildDSN, queued with DSNEnvelope from <>), never to <>; then
 // MarkNotified. After DelayWarning (4h by default) a one-time delay DSN
@@ -136,9 +162,10 @@
 //
 //   - A DSN carries the original headers only, never the full message,
 //     even with RET=FULL.
-//   - The directory fsync makes renames durable on Linux file systems
-//     (ext4, xfs, btrfs); network file systems with weaker semantics are
-//     not supported for the queue, nor are file systems without flock.
+//   - The directory fsync makes renames (and the links of anonymous
+//     temporary files) durable on Linux file systems (ext4, xfs,
+//     btrfs); network file systems with weaker semantics are not
+//     supported for the queue, nor are file systems without flock.
 //   - List reads without locks: it never shows an item half-written, but
 //     an item may be delivered (and gone) by the time it is printed.
 package queue

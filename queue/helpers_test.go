@@ -81,12 +81,14 @@ func files(t testing.TB, dir string) []string {
 }
 
 // faults wraps the real file operations and fails the at-th call of op
-// (1-based) with err, counting every call.
+// (1-based) with err, counting every call. With named, temporary files
+// are always named (createNamed), as where O_TMPFILE is missing.
 type faults struct {
 	mu     sync.Mutex
 	op     string
 	at     int
 	err    error
+	named  bool
 	counts map[string]int
 }
 
@@ -105,9 +107,12 @@ func (f *faults) hit(op string) error {
 
 func (f *faults) ops() *fileOps {
 	return &fileOps{
-		create: func(dir, name string) (*os.File, error) {
+		create: func(dir, name string) (*os.File, bool, error) {
 			if err := f.hit("create"); err != nil {
-				return nil, &os.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
+				return nil, false, &os.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
+			}
+			if f.named {
+				return createNamed(dir, name)
 			}
 			return defaultOps.create(dir, name)
 		},
@@ -122,6 +127,12 @@ func (f *faults) ops() *fileOps {
 				return &os.PathError{Op: "sync", Path: file.Name(), Err: err}
 			}
 			return defaultOps.sync(file)
+		},
+		link: func(file *os.File, path string) error {
+			if err := f.hit("link"); err != nil {
+				return &os.LinkError{Op: "link", Old: file.Name(), New: path, Err: err}
+			}
+			return defaultOps.link(file, path)
 		},
 		close: func(file *os.File) error {
 			err := defaultOps.close(file)

@@ -170,29 +170,43 @@ func openNoFollow(path, what string) (*os.File, *unix.Stat_t, error) {
 // regular, owner, mode, links) and that it names id. A missing file is
 // fs.ErrNotExist; a bad one ErrUnsafe or ErrCorrupt.
 func (q *Queue) readEnvelope(id string) (*Envelope, error) {
+	env, f, err := q.openEnvelope(id)
+	if f != nil {
+		f.Close()
+	}
+	return env, err
+}
+
+// openEnvelope is readEnvelope returning the file too, open (nil on an
+// error).
+func (q *Queue) openEnvelope(id string) (_ *Envelope, _ *os.File, err error) {
 	f, st, err := openNoFollow(q.envPath(id), "envelope")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	if err := q.checkFile("envelope", st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxEnvelopeSize+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(data) > maxEnvelopeSize {
-		return nil, &ParseError{Msg: fmt.Sprintf("larger than %d bytes", maxEnvelopeSize)}
+		return nil, nil, &ParseError{Msg: fmt.Sprintf("larger than %d bytes", maxEnvelopeSize)}
 	}
 	env, err := ParseEnvelope(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if env.ID != id {
-		return nil, &ParseError{Msg: fmt.Sprintf("id %s in the file named %s", env.ID, id)}
+		return nil, nil, &ParseError{Msg: fmt.Sprintf("id %s in the file named %s", env.ID, id)}
 	}
-	return env, nil
+	return env, f, nil
 }
 
 func exists(path string) bool {
@@ -260,25 +274,46 @@ func (q *Queue) EnqueueLocked(env *Envelope, msg io.Reader) (_ *Item, err error)
 		return nil, fmt.Errorf("queue: storing the message: %w", err)
 	}
 	env.Size = n
-	if err := q.writeEnvelope(env); err != nil {
+	envFile, err := q.writeEnvelope(env)
+	if err != nil {
 		q.discard(id)
 		f.Close()
 		return nil, fmt.Errorf("queue: storing the envelope: %w", err)
 	}
-	return &Item{Env: env, q: q, id: id, body: f, size: n}, nil
+	return &Item{Env: env, q: q, id: id, body: f, envFiles: []*os.File{envFile}, size: n}, nil
 }
 
-// writeEnvelope writes env/ID durably (the commit, or a later update).
-func (q *Queue) writeEnvelope(env *Envelope) error {
-	data, err := env.Marshal()
-	if err != nil {
-		return err
+// writeEnvelope writes env/ID durably (the commit, or a later update) and
+// returns the new file, open.
+func (q *Queue) writeEnvelope(env *Envelope) (*os.File, error) {
+	files, errs := q.writeEnvelopes([]*Envelope{env})
+	return files[0], errs[0]
+}
+
+// writeEnvelopes writes several envelopes durably, as one batch of
+// writeDurableBatch (their fsyncs shared); errs[i] is envs[i]'s outcome,
+// and files[i] its new file, open, when errs[i] is nil.
+func (q *Queue) writeEnvelopes(envs []*Envelope) (files []*os.File, errs []error) {
+	files, errs = make([]*os.File, len(envs)), make([]error, len(envs))
+	batch := make([]durableFile, 0, len(envs))
+	which := make([]int, 0, len(envs)) // batch[k] is envs[which[k]]
+	for i, env := range envs {
+		data, err := env.Marshal()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		batch = append(batch, durableFile{name: env.ID, write: func(w io.Writer) error {
+			_, err := w.Write(data)
+			return err
+		}})
+		which = append(which, i)
 	}
-	_, err = writeDurable(q.ops, filepath.Join(q.Dir, envDir), env.ID, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}, writeOpts{owner: q.chown})
-	return err
+	writeDurableBatch(q.ops, filepath.Join(q.Dir, envDir), batch, writeOpts{keep: true, owner: q.chown})
+	for k, df := range batch {
+		files[which[k]], errs[which[k]] = df.f, df.err
+	}
+	return files, errs
 }
 
 // discard removes what a failed Enqueue may have left: the envelope (if
@@ -304,6 +339,14 @@ type Item struct {
 	id   string
 	body *os.File // the message file, flock'ed; nil once unlocked
 	size int64
+	// envFiles are the versions of the envelope file the item has read
+	// (Lock) and written (Save), kept open until Unlock. A file replaced
+	// or deleted meanwhile is only freed when it is closed (its inode
+	// and blocks released: file system work, a synchronous discard with
+	// the discard mount option); for an item a runner removes, that is
+	// done by the Remover in the background, off the paths of recording
+	// attempts and delivering.
+	envFiles []*os.File
 }
 
 // ID returns the item's id.
@@ -365,7 +408,7 @@ func (q *Queue) Lock(id string) (*Item, error) {
 	if err := q.checkFile("message file", st); err != nil {
 		return fail(err)
 	}
-	env, err := q.readEnvelope(id)
+	env, envFile, err := q.openEnvelope(id)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Not committed yet (or any more): an orphan for ReapOrphans.
@@ -378,9 +421,10 @@ func (q *Queue) Lock(id string) (*Item, error) {
 		return nil, fmt.Errorf("queue item %s: %w", id, err)
 	}
 	if env.Size != st.Size {
+		envFile.Close()
 		return fail(&ParseError{Msg: fmt.Sprintf("size %d, but the message file has %d bytes", env.Size, st.Size)})
 	}
-	return &Item{Env: env, q: q, id: id, body: f, size: st.Size}, nil
+	return &Item{Env: env, q: q, id: id, body: f, envFiles: []*os.File{envFile}, size: st.Size}, nil
 }
 
 // moveAside moves an item's files to corrupt/ (the message first, so that
@@ -427,16 +471,35 @@ func (nopCloser) Close() error { return nil }
 // atomically: a crash leaves the old or the new, whole. Env.ID must not
 // change. Errors wrap ErrUnlocked, ErrInvalid, or the file system's.
 func (it *Item) Save() error {
-	if it.body == nil {
-		return ErrUnlocked
+	return it.q.saveItems([]*Item{it})[0]
+}
+
+// saveItems saves the envelopes of locked items in one batch write.
+func (q *Queue) saveItems(items []*Item) []error {
+	errs := make([]error, len(items))
+	envs := make([]*Envelope, 0, len(items))
+	which := make([]int, 0, len(items))
+	for i, it := range items {
+		switch {
+		case it.body == nil:
+			errs[i] = ErrUnlocked
+		case it.Env.ID != it.id:
+			errs[i] = fmt.Errorf("queue item %s: %w: the id changed to %q", it.id, ErrInvalid, it.Env.ID)
+		default:
+			envs = append(envs, it.Env)
+			which = append(which, i)
+		}
 	}
-	if it.Env.ID != it.id {
-		return fmt.Errorf("queue item %s: %w: the id changed to %q", it.id, ErrInvalid, it.Env.ID)
+	files, werrs := q.writeEnvelopes(envs)
+	for k, err := range werrs {
+		it := items[which[k]]
+		if err != nil {
+			errs[which[k]] = fmt.Errorf("queue item %s: saving the envelope: %w", it.id, err)
+			continue
+		}
+		it.envFiles = append(it.envFiles, files[k])
 	}
-	if err := it.q.writeEnvelope(it.Env); err != nil {
-		return fmt.Errorf("queue item %s: saving the envelope: %w", it.id, err)
-	}
-	return nil
+	return errs
 }
 
 // Unlock releases the lock (closing the message file). The Item is dead
@@ -446,17 +509,51 @@ func (it *Item) Unlock() {
 		it.body.Close()
 		it.body = nil
 	}
+	for _, f := range it.envFiles {
+		f.Close()
+	}
+	it.envFiles = nil
 }
 
 // RecordAttempt records, durably, that an attempt is about to start:
 // Envelope.RecordAttempt then Save. Call it before connecting, and do not
-// connect when it fails.
+// connect when it fails. It is RecordAttempts for one item.
 func (it *Item) RecordAttempt(now time.Time, p Policy) error {
-	if it.body == nil {
-		return ErrUnlocked
+	return it.q.RecordAttempts([]*Item{it}, now, p)[0]
+}
+
+// RecordAttempts is RecordAttempt for several locked items at once, as a
+// runner does for a batch: each envelope gets Envelope.RecordAttempt, and
+// all are saved in one batch write (writeDurableBatch: the fsyncs of the
+// files done together, one fsync of env/ for all the renames), so a
+// batch costs about what one item did.
+//
+// errs[i] is items[i]'s outcome: nil when its attempt is recorded
+// durably (connect), else the reason not to connect. An item whose
+// record failed keeps the Env it had (the attempt is not counted in
+// memory) and, on disk, its old envelope, or, when only the final fsync
+// of env/ failed, perhaps the new one: an attempt counted that was not
+// made, which only postpones the next one by a backoff. Either way the
+// item stays queued, whole, and the caller must not deliver it now.
+func (q *Queue) RecordAttempts(items []*Item, now time.Time, p Policy) []error {
+	type before struct {
+		attempts int
+		next     time.Time
 	}
-	it.Env.RecordAttempt(now, p)
-	return it.Save()
+	old := make([]before, len(items))
+	for i, it := range items {
+		old[i] = before{it.Env.Attempts, it.Env.NextAttempt}
+		if it.body != nil {
+			it.Env.RecordAttempt(now, p)
+		}
+	}
+	errs := q.saveItems(items)
+	for i, it := range items {
+		if errs[i] != nil {
+			it.Env.Attempts, it.Env.NextAttempt = old[i].attempts, old[i].next
+		}
+	}
+	return errs
 }
 
 // Apply is Env.Apply: see Envelope.Apply. Save afterwards.
@@ -472,21 +569,140 @@ func (it *Item) Expired(now time.Time, p Policy) bool { return it.Env.Expired(no
 // directory is fsynced (the item is no longer queued, durably: it will
 // not be delivered again after a crash); then the message file, whose
 // removal need not be durable (a message file left by a crash is an
-// orphan, reaped). On an error the item may still be queued.
+// orphan, reaped). On an error the item may still be queued. A runner
+// removing many items uses a Remover, which shares the fsyncs.
 func (it *Item) Remove() error {
+	if err := it.dropEnvelope(); err != nil {
+		return err
+	}
+	return it.q.finishRemovals([]*Item{it})
+}
+
+// dropEnvelope is the first step of a removal: the envelope is deleted
+// (from now on the item is not queued, until a crash before the next
+// fsync of env/ brings it back). On an error the item is unlocked.
+func (it *Item) dropEnvelope() error {
 	if it.body == nil {
 		return ErrUnlocked
 	}
-	defer it.Unlock()
-	q := it.q
-	if err := os.Remove(q.envPath(it.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(it.q.envPath(it.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		it.Unlock()
 		return fmt.Errorf("queue item %s: %w", it.id, err)
 	}
-	if err := q.ops.syncDir(filepath.Join(q.Dir, envDir)); err != nil {
-		return fmt.Errorf("queue item %s: %w", it.id, err)
-	}
-	os.Remove(q.msgPath(it.id))
 	return nil
+}
+
+// finishRemovals is the rest of the removal of items whose envelopes
+// dropEnvelope deleted: one fsync of env/ makes all those deletions
+// durable; then the message files are deleted. Every item is unlocked.
+// When the fsync fails the message files stay (orphans, reaped in time;
+// the items may come back after a crash) and the error is returned.
+func (q *Queue) finishRemovals(items []*Item) error {
+	err := q.ops.syncDir(filepath.Join(q.Dir, envDir))
+	for _, it := range items {
+		if err == nil {
+			os.Remove(q.msgPath(it.id))
+		}
+		it.Unlock()
+	}
+	if err != nil {
+		if len(items) == 1 {
+			return fmt.Errorf("queue item %s: %w", items[0].id, err)
+		}
+		return fmt.Errorf("queue items %s and %d more: %w", items[0].id, len(items)-1, err)
+	}
+	return nil
+}
+
+// A Remover removes items for a queue runner that delivers many, in the
+// order of Item.Remove (the envelope deleted, env/ fsynced, then the
+// message file deleted) but with the fsyncs shared, group-commit
+// fashion: Remove deletes the item's envelope at once and returns; a
+// goroutine fsyncs env/ once for every envelope deleted since its
+// previous fsync began, then deletes their message files and unlocks
+// them (closing the files frees them: work too), while the runner goes
+// on delivering. When removals pile up faster than that, more goroutines
+// join, up to maxRemovers. Close waits for all of it.
+//
+// What this changes is only what a crash of the machine (power loss, a
+// kernel panic) can do: an item removed less than one fsync of env/
+// before it may come back and be delivered again (at least once, never
+// lost). Killing the process changes nothing: a deleted envelope is
+// gone for every process at once, and a message file left behind is an
+// orphan, reaped.
+//
+// A Remover is safe for concurrent use by the workers of one run.
+type Remover struct {
+	q       *Queue
+	mu      sync.Mutex
+	pending []*Item // envelopes deleted, waiting for an fsync of env/
+	running int     // goroutines at work
+	done    sync.WaitGroup
+	err     error // the first failure of the fsyncs
+}
+
+// A Remover runs one goroutine, and up to maxRemovers when removalBacklog
+// removals are waiting.
+const (
+	maxRemovers    = 4
+	removalBacklog = 8
+)
+
+// NewRemover returns a Remover for q.
+func (q *Queue) NewRemover() *Remover { return &Remover{q: q} }
+
+// Remove removes the item, durably by the time Close returns. The Item
+// belongs to the Remover afterwards (it unlocks it). An error is for
+// the deletion of the envelope: the item is still queued, and unlocked.
+func (r *Remover) Remove(it *Item) error {
+	if err := it.dropEnvelope(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = append(r.pending, it)
+	if r.running == 0 || r.running < maxRemovers && len(r.pending) >= removalBacklog {
+		r.running++
+		r.done.Add(1)
+		go r.run()
+	}
+	return nil
+}
+
+// run finishes the pending removals, a group at a time, until none is
+// left.
+func (r *Remover) run() {
+	defer r.done.Done()
+	for {
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = nil
+		if len(batch) == 0 {
+			r.running--
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		// Every envelope of batch was deleted before this fsync begins.
+		if err := r.q.finishRemovals(batch); err != nil {
+			r.mu.Lock()
+			if r.err == nil {
+				r.err = err
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Close waits until every removal handed to Remove is durable and
+// returns the first error of the fsyncs of env/ (the items concerned may
+// come back after a crash, and be delivered again). Remove must not be
+// called during or after Close.
+func (r *Remover) Close() error {
+	r.done.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // Update locks the item, lets fn change its envelope, saves it and

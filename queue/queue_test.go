@@ -150,51 +150,64 @@ func TestEnqueueRefusesInvalid(t *testing.T) {
 }
 
 // TestEnqueueFailures fails each file operation of Enqueue in turn, in
-// the message write and in the envelope write: the error is returned with
-// its cause, and nothing is left: no item listed, no file but the
-// directories.
+// the message write and in the envelope write, with anonymous temporary
+// files (O_TMPFILE, where the system has them) and with named ones: the
+// error is returned with its cause, and nothing is left: no item listed,
+// no file but the directories.
 func TestEnqueueFailures(t *testing.T) {
 	// The calls Enqueue makes, in order (the message file stays open and
-	// locked, so only the envelope is closed).
-	steps := []struct {
+	// locked, the envelope open, so neither is closed; an anonymous file
+	// is linked to its temporary name once its content is durable).
+	type step struct {
 		op string
 		at int
-	}{
-		{"create", 1}, {"write", 1}, {"sync", 1}, {"rename", 1}, {"syncDir", 1},
-		{"create", 2}, {"write", 2}, {"sync", 2}, {"close", 1}, {"rename", 2}, {"syncDir", 2},
 	}
-	// The counts of a successful Enqueue must match the list above.
-	fl := &faults{}
-	q := newQueue(t)
-	q.ops = fl.ops()
-	enqueue(t, q, testEnvelope())
-	if want := map[string]int{"create": 2, "write": 2, "sync": 2, "close": 1, "rename": 2, "syncDir": 2}; !reflect.DeepEqual(fl.counts, want) {
-		t.Fatalf("calls of a successful Enqueue: %v, want %v", fl.counts, want)
-	}
+	for _, named := range []bool{false, true} {
+		steps := []step{
+			{"create", 1}, {"write", 1}, {"sync", 1}, {"link", 1}, {"rename", 1}, {"syncDir", 1},
+			{"create", 2}, {"write", 2}, {"sync", 2}, {"link", 2}, {"rename", 2}, {"syncDir", 2},
+		}
+		want := map[string]int{"create": 2, "write": 2, "sync": 2, "link": 2, "rename": 2, "syncDir": 2}
+		// The counts of a successful Enqueue must match the list above.
+		fl := &faults{named: named}
+		q := newQueue(t)
+		q.ops = fl.ops()
+		enqueue(t, q, testEnvelope())
+		if fl.counts["link"] == 0 {
+			if !named {
+				t.Log("no anonymous temporary files here: named ones")
+			}
+			steps = slices.DeleteFunc(steps, func(s step) bool { return s.op == "link" })
+			delete(want, "link")
+		}
+		if !reflect.DeepEqual(fl.counts, want) {
+			t.Fatalf("calls of a successful Enqueue: %v, want %v", fl.counts, want)
+		}
 
-	for _, s := range steps {
-		for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EACCES, syscall.EIO} {
-			t.Run(fmt.Sprintf("%s#%d/%s", s.op, s.at, errno), func(t *testing.T) {
-				q := newQueue(t)
-				q.ops = (&faults{op: s.op, at: s.at, err: errno}).ops()
-				env := testEnvelope()
-				id, err := q.Enqueue(env, strings.NewReader(testMessage))
-				if !errors.Is(err, errno) {
-					t.Fatalf("err = %v, want it to wrap %v", err, errno)
-				}
-				if id != "" || env.ID != "" {
-					t.Errorf("failed Enqueue returned id %q, env.ID %q", id, env.ID)
-				}
-				if items, err := q.List(Filter{}); err != nil || len(items) != 0 {
-					t.Errorf("List after a failed Enqueue: %v, %v", items, err)
-				}
-				if got := files(t, q.Dir); len(got) != 0 {
-					t.Errorf("files left: %q", got)
-				}
-				if due, _ := q.Due(t0.Add(time.Hour), Filter{}); len(due) != 0 {
-					t.Errorf("Due: %q", due)
-				}
-			})
+		for _, s := range steps {
+			for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EACCES, syscall.EIO} {
+				t.Run(fmt.Sprintf("%s#%d/%s/named=%v", s.op, s.at, errno, named), func(t *testing.T) {
+					q := newQueue(t)
+					q.ops = (&faults{op: s.op, at: s.at, err: errno, named: named}).ops()
+					env := testEnvelope()
+					id, err := q.Enqueue(env, strings.NewReader(testMessage))
+					if !errors.Is(err, errno) {
+						t.Fatalf("err = %v, want it to wrap %v", err, errno)
+					}
+					if id != "" || env.ID != "" {
+						t.Errorf("failed Enqueue returned id %q, env.ID %q", id, env.ID)
+					}
+					if items, err := q.List(Filter{}); err != nil || len(items) != 0 {
+						t.Errorf("List after a failed Enqueue: %v, %v", items, err)
+					}
+					if got := files(t, q.Dir); len(got) != 0 {
+						t.Errorf("files left: %q", got)
+					}
+					if due, _ := q.Due(t0.Add(time.Hour), Filter{}); len(due) != 0 {
+						t.Errorf("Due: %q", due)
+					}
+				})
+			}
 		}
 	}
 }
@@ -866,5 +879,227 @@ func TestRunnerLockInProcess(t *testing.T) {
 	os.Symlink(filepath.Join(t.TempDir(), "x"), filepath.Join(q.Dir, "runner.lock"))
 	if _, err := q.RunnerLock(); !errors.Is(err, ErrUnsafe) {
 		t.Errorf("RunnerLock through a symlink = %v, want ErrUnsafe", err)
+	}
+}
+
+// lockAll enqueues n items and locks them.
+func lockAll(t *testing.T, q *Queue, n int) []*Item {
+	t.Helper()
+	var items []*Item
+	for range n {
+		it, err := q.Lock(enqueue(t, q, testEnvelope()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
+	}
+	return items
+}
+
+// attemptsOnDisk maps each listed item to the attempts its envelope file
+// records.
+func attemptsOnDisk(t *testing.T, q *Queue) map[string]int {
+	t.Helper()
+	list, err := q.List(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, s := range list {
+		if s.Err != nil {
+			t.Errorf("%s: %v", s.ID, s.Err)
+		}
+		out[s.ID] = s.Attempts
+	}
+	return out
+}
+
+// TestRecordAttempts records the attempts of a batch with one fsync of
+// env/ for all of them.
+func TestRecordAttempts(t *testing.T) {
+	q := newQueue(t)
+	items := lockAll(t, q, 3)
+	fl := &faults{}
+	q.ops = fl.ops()
+	p := Policy{Rand: func() float64 { return 0.5 }}
+	for i, err := range q.RecordAttempts(items, t0, p) {
+		if err != nil {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+	if fl.counts["syncDir"] != 1 || fl.counts["sync"] != 3 {
+		t.Errorf("calls %v, want one fsync of env/ for the three", fl.counts)
+	}
+	for _, it := range items {
+		if it.Env.Attempts != 1 || !it.Env.NextAttempt.Equal(t0.Add(5*time.Minute)) {
+			t.Errorf("%s: attempts %d, next %v", it.ID(), it.Env.Attempts, it.Env.NextAttempt)
+		}
+		if n := attemptsOnDisk(t, q)[it.ID()]; n != 1 {
+			t.Errorf("%s: the file says %d attempts", it.ID(), n)
+		}
+		it.Unlock()
+	}
+}
+
+// TestRecordAttemptsFailures fails the batch write of the attempts for
+// the middle item, at each step, then the final fsync of env/ for all:
+// an item whose record failed is not counted as attempted, in memory
+// (its caller must not connect) or on disk (except after the failed
+// fsync, where the new envelope may be in place: an attempt counted,
+// never one lost), and every item stays queued, whole.
+func TestRecordAttemptsFailures(t *testing.T) {
+	for _, op := range []string{"create", "write", "sync", "link", "rename", "syncDir"} {
+		t.Run(op, func(t *testing.T) {
+			q := newQueue(t)
+			items := lockAll(t, q, 3)
+			before := *items[1].Env
+			at := 2 // the middle item's call
+			if op == "syncDir" {
+				at = 1 // one for the batch
+			}
+			fl := &faults{op: op, at: at, err: syscall.EIO}
+			q.ops = fl.ops()
+			errs := q.RecordAttempts(items, t0, Policy{})
+			if op == "link" && fl.counts["link"] == 0 {
+				t.Skip("no anonymous temporary files here")
+			}
+			for i, it := range items {
+				failed := i == 1 || op == "syncDir"
+				if failed != (errs[i] != nil) || failed && !errors.Is(errs[i], syscall.EIO) {
+					t.Errorf("item %d: err %v", i, errs[i])
+				}
+				if failed && (it.Env.Attempts != 0 || !it.Env.NextAttempt.Equal(before.NextAttempt)) {
+					t.Errorf("item %d failed but counts %d attempts, next %v, in memory", i, it.Env.Attempts, it.Env.NextAttempt)
+				}
+			}
+			q.ops = &defaultOps
+			disk := attemptsOnDisk(t, q)
+			if len(disk) != 3 {
+				t.Fatalf("%d items queued, want 3", len(disk))
+			}
+			if op != "syncDir" && (disk[items[0].ID()] != 1 || disk[items[1].ID()] != 0 || disk[items[2].ID()] != 1) {
+				t.Errorf("attempts on disk %v, want 1, 0, 1", disk)
+			}
+			for _, it := range items {
+				it.Unlock()
+				again, err := q.Lock(it.ID())
+				if err != nil {
+					t.Fatalf("%s after the failed batch: %v", it.ID(), err)
+				}
+				again.Unlock()
+			}
+			if got := files(t, q.Dir); len(got) != 6 {
+				t.Errorf("files %q, want the 3 items' and nothing else", got)
+			}
+		})
+	}
+}
+
+// TestRemover removes items from several goroutines: every file is gone
+// once Close returns, with far fewer fsyncs of env/ than items when the
+// removals come faster than an fsync.
+func TestRemover(t *testing.T) {
+	q := newQueue(t)
+	items := lockAll(t, q, 40)
+	fl := &faults{}
+	q.ops = fl.ops()
+	rm := q.NewRemover()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for _, it := range items[w*10 : w*10+10] {
+				if err := rm.Remove(it); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := rm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := files(t, q.Dir); len(got) != 0 {
+		t.Errorf("files left: %q", got)
+	}
+	n := fl.counts["syncDir"]
+	if n < 1 || n > 40 {
+		t.Errorf("%d fsyncs of env/ for 40 removals", n)
+	}
+	t.Logf("%d fsyncs of env/ for 40 removals", n)
+	for _, it := range items {
+		if _, err := it.Body(); !errors.Is(err, ErrUnlocked) {
+			t.Errorf("%s still locked after Close", it.ID())
+		}
+	}
+}
+
+// TestRemoverFailure: when the fsync of env/ fails, Close says so, and
+// the message files stay (orphans, reaped in time) while the removal of
+// their envelopes is not known durable.
+func TestRemoverFailure(t *testing.T) {
+	q := newQueue(t)
+	items := lockAll(t, q, 2)
+	q.ops = (&faults{op: "syncDir", at: 1, err: syscall.EIO}).ops()
+	rm := q.NewRemover()
+	for _, it := range items {
+		if err := rm.Remove(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rm.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close = %v, want EIO", err)
+	}
+	if items, _ := q.List(Filter{}); len(items) != 0 {
+		t.Errorf("listed after removal: %+v", items)
+	}
+	q.ops = &defaultOps
+	n, _ := q.ReapOrphans(time.Now().Add(2*OrphanGrace), OrphanGrace)
+	if n < 1 {
+		t.Errorf("reaped %d", n)
+	}
+	if got := files(t, q.Dir); len(got) != 0 {
+		t.Errorf("files left: %q", got)
+	}
+	if err := rm.Remove(items[0]); !errors.Is(err, ErrUnlocked) {
+		t.Errorf("Remove of a removed item = %v", err)
+	}
+}
+
+// TestItemClosesItsFiles: an item holds its envelope files open while it
+// is locked (see Item.envFiles) and closes every one of them when it is
+// unlocked or removed.
+func TestItemClosesItsFiles(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	q := newQueue(t)
+	id := enqueue(t, q, testEnvelope())
+	before := fds()
+	for _, remove := range []bool{false, true} {
+		it, err := q.Lock(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := it.RecordAttempt(t0, Policy{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := it.Save(); err != nil {
+			t.Fatal(err)
+		}
+		if remove {
+			err = it.Remove()
+		} else {
+			it.Unlock()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := fds(); n != before {
+			t.Errorf("remove=%v: %d open files, %d before", remove, n, before)
+		}
 	}
 }

@@ -277,28 +277,95 @@ func (j *job) verbosef(format string, a ...any) {
 // recipients through job.send and applies the results; an expired item
 // gives up instead. Failed recipients are reported to the sender by a DSN
 // queued as a new item (never to <>). The item is then saved, or removed
-// when done, and unlocked. The runner calls it for each item; a queued
-// submission (-odb, mode always) for its own.
+// when done, and unlocked. A queued submission (-odb, mode always) and
+// the daemon call it for one item; the runner does the same for batches
+// (planBatch, then deliverBatch).
 func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force bool) {
-	defer it.Unlock()
+	j.deliverBatch(ctx, q, j.planBatch(q, []*queue.Item{it}, force), nil)
+}
+
+// A batch is items of a run that a worker attempts together, planned.
+type batch struct {
+	items []batchItem
+	// code is the exit status that locking the items contributed.
+	code int
+}
+
+// batchItem is a locked item of a batch.
+type batchItem struct {
+	*queue.Item
+	// deliver: the item is due and its attempt recorded. Without it
+	// the item only has failures to report, or is done, or not due.
+	deliver bool
+}
+
+// planBatch decides what to do with each of the locked items, in order:
+// an expired one gives up, one that is due (or every one, with force) is
+// to be delivered, and the attempts of those are recorded together
+// (queue.RecordAttempts: one batch write, durable before any of them is
+// sent). An item whose attempt cannot be recorded is unlocked and left
+// out: it is not delivered now.
+func (j *job) planBatch(q *queue.Queue, items []*queue.Item, force bool) *batch {
+	p := j.policy()
+	now := j.env.Now()
+	due := make([]bool, len(items))
+	var record []*queue.Item
+	for i, it := range items {
+		e := it.Env
+		switch {
+		case len(e.Remaining()) == 0:
+			// Done, or failures still to report.
+		case e.Expired(now, p):
+			e.GiveUp()
+			j.verbosef("%s: expired after %v in the queue; giving up", it.ID(), p.MaxAge)
+		case e.NextAttempt.After(now) && !force:
+			// Not due (Due reads without locks; another process may have
+			// tried it meanwhile).
+		default:
+			due[i] = true
+			record = append(record, it)
+		}
+	}
+	errs := q.RecordAttempts(record, now, p) // in the order of record
+	b := &batch{items: make([]batchItem, 0, len(items))}
+	for i, it := range items {
+		if due[i] {
+			err := errs[0]
+			errs = errs[1:]
+			if err != nil {
+				j.warnf("queue item %s: recording the attempt: %v; not delivered now", it.ID(), err)
+				it.Unlock()
+				continue
+			}
+		}
+		b.items = append(b.items, batchItem{it, due[i]})
+	}
+	return b
+}
+
+// deliverBatch delivers the items of a planned batch in turn, over the
+// worker's connections, and saves them, or removes them through rm (the
+// removals made durable together; nil: Item.Remove, one fsync each).
+// When ctx ends, the items not reached yet are only unlocked: an attempt
+// recorded for them was not made, and they wait for their next one.
+// Every item is unlocked (or handed to rm, which unlocks it).
+func (j *job) deliverBatch(ctx context.Context, q *queue.Queue, b *batch, rm *queue.Remover) {
+	for _, bi := range b.items {
+		if ctx.Err() != nil {
+			bi.Unlock()
+			continue
+		}
+		j.attemptItem(ctx, q, bi.Item, bi.deliver, rm)
+	}
+}
+
+// attemptItem delivers one item of a batch (when deliver: its
+// attempt is recorded), reports its failures and saves or removes it.
+func (j *job) attemptItem(ctx context.Context, q *queue.Queue, it *queue.Item, deliver bool, rm *queue.Remover) {
 	j.logID = it.ID()
 	defer func() { j.logID = "" }()
 	e, id, p := it.Env, it.ID(), j.policy()
-	now := j.env.Now()
-	switch {
-	case len(e.Remaining()) == 0:
-		// Done, or failures still to report.
-	case e.Expired(now, p):
-		e.GiveUp()
-		j.verbosef("%s: expired after %v in the queue; giving up", id, p.MaxAge)
-	case e.NextAttempt.After(now) && !force:
-		// Not due (Due reads without locks; another process may have
-		// tried it meanwhile).
-	default:
-		if err := it.RecordAttempt(now, p); err != nil {
-			j.warnf("queue item %s: recording the attempt: %v; not delivered now", id, err)
-			return
-		}
+	if deliver {
 		for _, d := range itemDeliveries(it) {
 			out := j.send(ctx, d.delivery, d.rcpts)
 			it.Apply(results(out, retryLater), j.env.Now(), p)
@@ -323,7 +390,13 @@ func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force
 		j.bounce(q, it, w, true)
 	}
 	if it.Done() {
-		if err := it.Remove(); err != nil {
+		var err error
+		if rm != nil {
+			err = rm.Remove(it)
+		} else {
+			err = it.Remove()
+		}
+		if err != nil {
 			j.warnf("queue item %s: removing it: %v", id, err)
 		}
 		return
@@ -331,6 +404,7 @@ func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force
 	if err := it.Save(); err != nil {
 		j.warnf("queue item %s: saving its state: %v", id, err)
 	}
+	it.Unlock()
 }
 
 // itemDelivery is a delivery of a queue item to some of its recipients.
@@ -493,9 +567,10 @@ func selectorFilters(sel []sendopt.Selector) []queue.Filter {
 
 // runQueue is one queue run: the runner lock, the orphans reaped, then
 // each item that the filters select and that is due (every item not held
-// with flush) is locked and attempted. ids, when not nil, are the items
-// to run instead (handoff queue flush ID...): an id that is not queued
-// is reported. It returns the exit status.
+// with flush) is locked and attempted, in batches (splitBatches) on
+// connections_per_relay workers (parallel, runBatches). ids, when not
+// nil, are the items to run instead (handoff queue flush ID...): an id
+// that is not queued is reported. It returns the exit status.
 func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filter, ids []string, flush bool) int {
 	unlock, err := q.RunnerLock()
 	if errors.Is(err, queue.ErrBusy) {
@@ -510,11 +585,11 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 		return queueExit(err)
 	}
 	defer unlock()
-	j.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
 	// Only a flush of the whole queue is the admin's word that a relay
-	// refusing the credentials may be tried again.
+	// refusing the credentials may be tried again. (Each worker keeps
+	// its own relay connections: see parallel.)
 	j.auth = loadAuthBlocks(q.Dir, j.cfg.Path, flush && ids == nil)
-	defer func() { j.conns.closeAll(ctx); j.conns, j.auth = nil, nil }()
+	defer func() { j.auth = nil }()
 	now := j.env.Now()
 	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {
 		j.warnf("removing the leftovers of crashes from %s: %v", q.Dir, err)
@@ -533,34 +608,53 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 			return queueExit(err)
 		}
 	}
-	run := func(w *job, id string) int { return w.runItem(ctx, q, id, explicit, own, flush) }
-	workers := min(j.cfg.Queue.ConnectionsPerRelay, len(ids))
-	if workers <= 1 {
-		code := exOK
-		for _, id := range ids {
-			if ctx.Err() != nil {
-				break
-			}
-			code = worse(code, run(j, id))
+	// Removals are made durable in the background, their fsyncs shared
+	// by every worker (queue.Remover); the run ends when they are.
+	rm := q.NewRemover()
+	defer func() {
+		if err := rm.Close(); err != nil {
+			j.warnf("removing delivered items: %v; they may be delivered again after a crash", err)
 		}
-		return code
-	}
-	return j.parallel(ctx, workers, ids, run)
+	}()
+	workers := max(min(j.cfg.Queue.ConnectionsPerRelay, len(ids)), 1)
+	return j.parallel(ctx, workers, splitBatches(ids, workers), func(w *job, batches <-chan []string) int {
+		return w.runBatches(ctx, q, batches, explicit, own, flush, rm)
+	})
 }
 
-// parallel runs the items of one queue run on workers goroutines. Each
-// worker keeps its own connection to each relay it delivers to, so a
-// relay sees at most workers connections (connections_per_relay) from
-// this run; the 535 blocks are shared. Output to the caller and the log
-// goes through locks, one line at a time.
-func (j *job) parallel(ctx context.Context, workers int, ids []string, run func(*job, string) int) int {
+// maxBatch caps the items of a batch: enough to share the fsyncs of
+// their attempts' records widely, few enough that every worker gets some
+// of a small run and that the items of a batch, locked and with their
+// attempts recorded together, do not wait long for their turn.
+const maxBatch = 16
+
+// splitBatches cuts the ids of a run into batches in order: of equal
+// size for the workers when the run is small, of maxBatch otherwise.
+func splitBatches(ids []string, workers int) [][]string {
+	size := min(max((len(ids)+workers-1)/workers, 1), maxBatch)
+	var out [][]string
+	for len(ids) > 0 {
+		n := min(size, len(ids))
+		out = append(out, ids[:n:n])
+		ids = ids[n:]
+	}
+	return out
+}
+
+// parallel runs the batches of one queue run on workers goroutines, each
+// running work on the batches it takes from a shared feed. Each worker
+// keeps its own connection to each relay it delivers to, so a relay sees
+// at most workers connections (connections_per_relay) from this run; the
+// 535 blocks are shared. Output to the caller and the log goes through
+// locks, one line at a time.
+func (j *job) parallel(ctx context.Context, workers int, batches [][]string, work func(*job, <-chan []string) int) int {
 	env := *j.env
 	env.Stderr = &lockedWriter{w: env.Stderr}
 	var log io.Writer
 	if j.log != nil {
 		log = &lockedWriter{w: j.log}
 	}
-	feed := make(chan string)
+	feed := make(chan []string)
 	var (
 		mu   sync.Mutex
 		code = exOK
@@ -572,19 +666,17 @@ func (j *job) parallel(ctx context.Context, workers int, ids []string, run func(
 		w.conns = newConnCache(j.cfg.Queue.MessagesPerConnection)
 		wg.Go(func() {
 			defer w.conns.closeAll(ctx)
-			for id := range feed {
-				c := run(&w, id)
-				mu.Lock()
-				code = worse(code, c)
-				mu.Unlock()
-			}
+			c := work(&w, feed)
+			mu.Lock()
+			code = worse(code, c)
+			mu.Unlock()
 		})
 	}
-	for _, id := range ids {
+	for _, b := range batches {
 		if ctx.Err() != nil {
 			break
 		}
-		feed <- id
+		feed <- b
 	}
 	close(feed)
 	wg.Wait()
@@ -603,10 +695,46 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// runItem locks one item of a run and attempts it, reporting what stops
-// it; it returns the exit status this item contributes. explicit says the
-// admin named the item (a missing or busy one is then an error).
-func (j *job) runItem(ctx context.Context, q *queue.Queue, id string, explicit bool, own queue.Filter, flush bool) int {
+// runBatches is the work of one worker of a run: it takes batches of ids
+// from the feed, locks their items (reporting what stops any) and plans
+// them (planBatch: their attempts recorded) in one goroutine while it
+// delivers the previous batch in another, so that the queue's disk work
+// and the relay's network work overlap; at most two batches are locked
+// at a time. It returns the exit status of the batches. explicit says
+// the admin named the items (a missing or busy one is then an error).
+func (j *job) runBatches(ctx context.Context, q *queue.Queue, feed <-chan []string, explicit bool, own queue.Filter, flush bool, rm *queue.Remover) int {
+	planned := make(chan *batch)
+	go func() {
+		defer close(planned)
+		for ids := range feed {
+			if ctx.Err() != nil {
+				continue // the run is over: leave the rest alone
+			}
+			code := exOK
+			var items []*queue.Item
+			for _, id := range ids {
+				it, c := j.lockItem(q, id, explicit, own)
+				code = worse(code, c)
+				if it != nil {
+					items = append(items, it)
+				}
+			}
+			b := j.planBatch(q, items, flush)
+			b.code = code
+			planned <- b
+		}
+	}()
+	code := exOK
+	for b := range planned {
+		code = worse(code, b.code)
+		j.deliverBatch(ctx, q, b, rm)
+	}
+	return code
+}
+
+// lockItem locks one item of a run, or reports what stops it (nil and
+// the exit status it contributes).
+func (j *job) lockItem(q *queue.Queue, id string, explicit bool, own queue.Filter) (*queue.Item, int) {
 	it, err := q.Lock(id)
 	var ce *queue.CorruptError
 	switch {
@@ -614,39 +742,38 @@ func (j *job) runItem(ctx context.Context, q *queue.Queue, id string, explicit b
 		// Being delivered by its submitter, or edited.
 		if explicit {
 			j.warnf("%s: %v; try again later", id, queue.ErrBusy)
-			return exTempFail
+			return nil, exTempFail
 		}
-		return exOK
+		return nil, exOK
 	case errors.As(err, &ce):
 		j.warnf("%v", err)
 		if explicit {
-			return exUnavailable
+			return nil, exUnavailable
 		}
-		return exOK
+		return nil, exOK
 	case errors.Is(err, queue.ErrNotFound):
 		if explicit {
 			j.warnf("%s: no such queue item", id)
-			return exUnavailable
+			return nil, exUnavailable
 		}
-		return exOK
+		return nil, exOK
 	case err != nil:
 		j.warnf("%v", err)
-		return exOK
+		return nil, exOK
 	}
 	if !own.Match(it.Env) {
 		it.Unlock()
 		j.warnf("%s: no such queue item", id)
-		return exUnavailable
+		return nil, exUnavailable
 	}
 	if it.Env.Held {
 		it.Unlock()
 		if explicit {
 			j.warnf("%s: on hold (handoff queue release %s)", id, id)
 		}
-		return exOK
+		return nil, exOK
 	}
-	j.attempt(ctx, q, it, flush)
-	return exOK
+	return it, exOK
 }
 
 // candidates lists the ids a run looks at: those Due, or with flush every

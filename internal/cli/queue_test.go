@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/queue"
 )
 
@@ -634,5 +635,209 @@ func TestQueueAuthRefusedBackOff(t *testing.T) {
 	s.run("", "handoff", "queue", "flush")
 	if n := auths(); n != 3 {
 		t.Errorf("after flush: %d AUTH attempts, want 3", n)
+	}
+}
+
+func TestSplitBatches(t *testing.T) {
+	ids := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprint(i)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		n, workers int
+		sizes      []int
+	}{
+		{0, 1, nil},
+		{1, 2, []int{1}},
+		{30, 3, []int{10, 10, 10}}, // a small run: every worker gets some
+		{10, 4, []int{3, 3, 3, 1}}, // rounded up
+		{40, 1, []int{16, 16, 8}},  // maxBatch
+		{100, 4, []int{16, 16, 16, 16, 16, 16, 4}},
+	} {
+		got := splitBatches(ids(tc.n), tc.workers)
+		var sizes []int
+		var all []string
+		for _, b := range got {
+			sizes = append(sizes, len(b))
+			all = append(all, b...)
+		}
+		if fmt.Sprint(sizes) != fmt.Sprint(tc.sizes) {
+			t.Errorf("%d ids, %d workers: batches of %v, want %v", tc.n, tc.workers, sizes, tc.sizes)
+		}
+		if fmt.Sprint(all) != fmt.Sprint(ids(tc.n)) {
+			t.Errorf("%d ids, %d workers: %v, want every id once, in order", tc.n, tc.workers, all)
+		}
+	}
+}
+
+// A run of more items than a batch holds, on one connection: every item
+// delivered once, in the order of arrival across the batches (the next
+// batch is planned while the previous one is delivered), and removed.
+func TestQueueRunBatches(t *testing.T) {
+	s := newQueueSite(t, "", "connections_per_relay = 1\nmessages_per_connection = 1000\n")
+	const n = 2*maxBatch + 5
+	for i := range n {
+		if code := s.run(fmt.Sprintf("Subject: m%02d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+		s.now = s.now.Add(time.Second) // ids sort by arrival
+	}
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("%d items left", len(items))
+	}
+	if got, _ := filepath.Glob(filepath.Join(s.qdir, "*", "*")); len(got) != 0 {
+		t.Errorf("files left in the queue: %q", got)
+	}
+	s.sink.close()
+	wire := s.sink.received()
+	if c := strings.Count(wire, "EHLO "); c != 1 {
+		t.Errorf("%d connections, want 1", c)
+	}
+	for i := range n {
+		_, data := dataOf(t, wire, i)
+		if want := fmt.Sprintf("Subject: m%02d\r\n", i); !strings.Contains(data, want) {
+			t.Fatalf("message %d on the wire is not %q:\n%.200s", i, want, data)
+		}
+	}
+}
+
+// queueJob is a job for the site's config, as a queue run makes it, with
+// its standard error.
+func (s *queueSite) queueJob() (*job, *bytes.Buffer) {
+	s.t.Helper()
+	var stderr bytes.Buffer
+	u := &user.User{Uid: fmt.Sprint(s.uid), Username: "alice", HomeDir: s.home}
+	env := &Env{
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr,
+		Getenv: func(k string) string {
+			if k == "HANDOFF_CONFIG" {
+				return s.cfgPath
+			}
+			return ""
+		},
+		User:      func() (*user.User, error) { return u, nil },
+		Now:       func() time.Time { return s.now },
+		MailSpool: filepath.Join(s.dir, "spool"),
+		Log:       io.Discard,
+	}
+	j, code := newJob(env, &sendopt.Invocation{Name: "sendmail"})
+	if j == nil {
+		s.t.Fatalf("newJob: exit %d: %s", code, stderr.String())
+	}
+	return j, &stderr
+}
+
+// An item of a batch whose attempt cannot be recorded is left out of the
+// batch, unlocked and not delivered, with its envelope as it was; the
+// others are recorded and delivered.
+func TestQueueBatchRecordFailure(t *testing.T) {
+	s := newQueueSite(t, "", "connections_per_relay = 1\n")
+	for i := range 3 {
+		if code := s.run(fmt.Sprintf("Subject: m%d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+		s.now = s.now.Add(time.Second)
+	}
+	q, err := queue.Open(s.qdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := s.items()
+	var items []*queue.Item
+	for _, sum := range listed {
+		it, err := q.Lock(sum.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
+	}
+	// The middle one cannot be saved (a changed id is refused, as a disk
+	// error would be).
+	bad := items[1]
+	bad.Env.ID = listed[0].ID
+	j, stderr := s.queueJob()
+	b := j.planBatch(q, items, false)
+	bad.Env.ID = listed[1].ID
+	if len(b.items) != 2 || b.items[0].Item != items[0] || b.items[1].Item != items[2] || !b.items[0].deliver || !b.items[1].deliver {
+		t.Fatalf("planned %+v, want the first and the last, to deliver", b.items)
+	}
+	if want := "queue item " + listed[1].ID + ": recording the attempt:"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	if bad.Env.Attempts != 0 {
+		t.Errorf("the failed item counts %d attempts in memory", bad.Env.Attempts)
+	}
+	// It was unlocked, and is queued as it was.
+	again, err := q.Lock(listed[1].ID)
+	if err != nil {
+		t.Fatalf("the failed item is not free: %v", err)
+	}
+	if again.Env.Attempts != 0 {
+		t.Errorf("the failed item's envelope says %d attempts", again.Env.Attempts)
+	}
+	again.Unlock()
+
+	rm := q.NewRemover()
+	j.deliverBatch(context.Background(), q, b, rm)
+	if err := rm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := s.items()
+	if len(left) != 1 || left[0].ID != listed[1].ID || left[0].Attempts != 0 {
+		t.Fatalf("left in the queue: %+v, want only %s, not attempted", left, listed[1].ID)
+	}
+	s.sink.close()
+	if n := strings.Count(s.sink.received(), "MAIL FROM:"); n != 2 {
+		t.Errorf("%d messages sent, want 2", n)
+	}
+}
+
+// When the run is cancelled, the items of a planned batch not reached
+// yet are unlocked without being delivered: their attempt is counted
+// (it was recorded before) but they stay queued, whole.
+func TestQueueBatchCancelled(t *testing.T) {
+	s := newQueueSite(t, "", "")
+	for i := range 2 {
+		s.run(fmt.Sprintf("Subject: m%d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net")
+		s.now = s.now.Add(time.Second)
+	}
+	q, _ := queue.Open(s.qdir)
+	var items []*queue.Item
+	for _, sum := range s.items() {
+		it, err := q.Lock(sum.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
+	}
+	j, _ := s.queueJob()
+	b := j.planBatch(q, items, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	j.deliverBatch(ctx, q, b, nil)
+	s.sink.close()
+	if got := s.sink.received(); got != "" {
+		t.Errorf("a cancelled run delivered:\n%s", got)
+	}
+	left := s.items()
+	if len(left) != 2 {
+		t.Fatalf("%d items left, want 2", len(left))
+	}
+	for _, it := range left {
+		if it.Attempts != 1 {
+			t.Errorf("%s: %d attempts recorded, want 1", it.ID, it.Attempts)
+		}
+		again, err := q.Lock(it.ID)
+		if err != nil {
+			t.Errorf("%s is still locked: %v", it.ID, err)
+			continue
+		}
+		again.Unlock()
 	}
 }

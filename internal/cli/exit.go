@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"io/fs"
 	"net"
+	"net/url"
+	"os"
 	"syscall"
 
 	"github.com/handoff-mta/handoff/internal/mbox"
+	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/relay"
 )
 
@@ -112,3 +117,32 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 func errorf(code int, msg string) error { return &exitError{code: code, msg: msg} }
+
+// oauth2Exit maps a login failure to an exit status, as documented on
+// oauth2Cmd.
+func oauth2Exit(err error) int {
+	var oe *oauth.Error
+	var le *listenError
+	var ue *url.Error
+	var pe *fs.PathError
+	var linkErr *os.LinkError
+	switch {
+	case errors.As(err, &oe):
+		switch {
+		case oe.Code == "access_denied" || oe.Code == "authorization_declined":
+			return exNoPerm
+		case oe.Code == "expired_token" || oe.Temporary():
+			return exTempFail
+		}
+		return exUnavailable
+	case errors.Is(err, oauth.ErrClientSecret):
+		return exConfig
+	case errors.As(err, &le):
+		return exOSErr
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue):
+		return exTempFail
+	case errors.Is(err, oauth.ErrUnsafe), errors.As(err, &pe), errors.As(err, &linkErr):
+		return exCantCreat
+	}
+	return exUnavailable
+}

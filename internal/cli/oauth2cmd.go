@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -250,32 +247,3 @@ type listenError struct{ err error }
 
 func (e *listenError) Error() string { return "cannot listen for the browser: " + e.err.Error() }
 func (e *listenError) Unwrap() error { return e.err }
-
-// oauth2Exit maps a login failure to an exit status, as documented on
-// oauth2Cmd.
-func oauth2Exit(err error) int {
-	var oe *oauth.Error
-	var le *listenError
-	var ue *url.Error
-	var pe *fs.PathError
-	var linkErr *os.LinkError
-	switch {
-	case errors.As(err, &oe):
-		switch {
-		case oe.Code == "access_denied" || oe.Code == "authorization_declined":
-			return exNoPerm
-		case oe.Code == "expired_token" || oe.Temporary():
-			return exTempFail
-		}
-		return exUnavailable
-	case errors.Is(err, oauth.ErrClientSecret):
-		return exConfig
-	case errors.As(err, &le):
-		return exOSErr
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue):
-		return exTempFail
-	case errors.Is(err, oauth.ErrUnsafe), errors.As(err, &pe), errors.As(err, &linkErr):
-		return exCantCreat
-	}
-	return exUnavailable
-}

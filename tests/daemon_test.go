@@ -696,3 +696,43 @@ func TestSystemModeLimits(t *testing.T) {
 		t.Errorf("root after the user's limit: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestDaemonStops: SIGTERM stops the daemon within its grace period
+// even while a front end sits connected and idle; the socket file goes.
+func TestDaemonStops(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "submit.sock")
+	cfg := filepath.Join(dir, "handoff.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[queue]\ndir = %q\n[daemon]\nsocket = %q\n[log]\nsyslog = false\n", filepath.Join(dir, "q"), sock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := exec.Command(filepath.Join(binDir, "handoff"), "daemon", "-C", cfg)
+	var dlog syncBuffer
+	d.Stdout, d.Stderr = &dlog, &dlog
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Kill() })
+	waitSocket(t, sock)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	start := time.Now()
+	d.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the daemon exited with %v after SIGTERM\n%s", err, dlog.String())
+		}
+		t.Logf("stopped in %v with a front end connected", time.Since(start).Round(time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the daemon did not stop within 15s of SIGTERM with an idle front end connected\n%s", dlog.String())
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Errorf("the socket %s is still there after the daemon stopped", sock)
+	}
+}

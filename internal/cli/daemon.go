@@ -314,6 +314,11 @@ func (d *daemon) loginOf(uid int) string {
 // session serves one front end.
 func (d *daemon) session(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
+	// When the daemon is told to stop, a front end gets shutdownGrace
+	// to finish what it is sending; then its connection is closed (it
+	// reports a temporary failure and keeps the message).
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, func() { c.Close() }) })
+	defer stop()
 	p, err := peerOf(c)
 	if err != nil {
 		fmt.Fprintf(d.env.Stderr, "handoff daemon: reading the caller's credentials: %v\n", err)
@@ -576,6 +581,10 @@ func (d *daemon) interactive(ctx context.Context, it *queue.Item, never bool) []
 	}
 	return replies
 }
+
+// shutdownGrace is how long a stopping daemon lets a connected front end
+// finish.
+const shutdownGrace = 5 * time.Second
 
 // listPage is how many items one XQUEUE LIST reply carries (well under
 // the client's 64 KiB cap on a reply).

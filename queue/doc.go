@@ -35,6 +35,8 @@
 //	created: 2025-06-02T10:00:00Z
 //	user: www-data
 //	uid: 33
+//	gid: 33
+//	pid: 4711
 //	sender: www-data@example.com
 //	ret: HDRS
 //	envid: QQ314159
@@ -54,7 +56,9 @@
 // The header keys, each at most once and before the first rcpt line:
 // id, created, uid, sender ("<>" for the null sender), body (7BIT or
 // 8BITMIME), smtputf8, size, attempts, held, delay-warned (all required),
-// and user, ret, envid, next-attempt (optional). Then one line per
+// and user, gid and pid (the submitting process, recorded when the
+// daemon learns them from the kernel), ret, envid, next-attempt
+// (optional). Then one line per
 // recipient: "rcpt: STATE ADDRESS" with STATE pending, deferred, sent or
 // failed, then optional fields orcpt=, notify=, attempts=, last-attempt=,
 // relay= and flags dup (possible duplicate) and notified; each rcpt line

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -143,6 +144,11 @@ type Envelope struct {
 	// UID is the submitting user's uid, User the name.
 	UID  int    `json:"uid"`
 	User string `json:"user,omitempty"`
+	// GID and PID are the submitting process's gid and pid when the
+	// kernel told them (a submission to the daemon, SO_PEERCRED); PID
+	// 0 means unknown, and then GID is not recorded either.
+	GID int `json:"gid,omitempty"`
+	PID int `json:"pid,omitempty"`
 	// Created is when the message arrived. Enqueue sets it when zero.
 	Created time.Time `json:"created"`
 	// NextAttempt is when the runner may try again. Enqueue sets it to
@@ -300,6 +306,10 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		line("user", e.User)
 	}
 	line("uid", strconv.Itoa(e.UID))
+	if e.PID != 0 {
+		line("gid", strconv.Itoa(e.GID))
+		line("pid", strconv.Itoa(e.PID))
+	}
 	if e.Sender == "" {
 		b.WriteString("sender: <>\n")
 	} else {
@@ -488,7 +498,7 @@ var envelopeKeyOrder = []struct {
 	key      string
 	required bool
 }{
-	{"id", true}, {"created", true}, {"user", false}, {"uid", true}, {"sender", true},
+	{"id", true}, {"created", true}, {"user", false}, {"uid", true}, {"gid", false}, {"pid", false}, {"sender", true},
 	{"ret", false}, {"envid", false}, {"body", true}, {"smtputf8", true}, {"size", true},
 	{"attempts", true}, {"next-attempt", false}, {"held", true}, {"delay-warned", true},
 }
@@ -608,6 +618,17 @@ func (e *Envelope) setField(key, v string) error {
 		var n int64
 		n, err = parseNumber(v)
 		e.UID = int(n)
+	case "gid":
+		var n int64
+		n, err = parseNumber(v)
+		e.GID = int(n)
+	case "pid":
+		var n int64
+		n, err = parseNumber(v)
+		if err == nil && n == 0 {
+			err = errors.New("0 is not a pid (leave the key out when unknown)")
+		}
+		e.PID = int(n)
 	case "sender":
 		if v == "<>" {
 			v = ""

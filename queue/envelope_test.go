@@ -29,6 +29,8 @@ func fullEnvelope() *Envelope {
 		Size:        2048,
 		UID:         33,
 		User:        "www-data",
+		GID:         33,
+		PID:         4711,
 		Created:     t0,
 		NextAttempt: t0.Add(15*time.Minute + 12*time.Second + 250*time.Millisecond),
 		Attempts:    2,
@@ -42,6 +44,8 @@ id: 0JM2Q4ZK8PX7A3BD
 created: 2025-06-02T10:00:00Z
 user: www-data
 uid: 33
+gid: 33
+pid: 4711
 sender: www-data@example.com
 ret: HDRS
 envid: QQ314159
@@ -118,6 +122,7 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"version 2", replace("handoff-envelope 1", "handoff-envelope 2"), `unsupported envelope version "2"`},
 		{"version 01x", replace("handoff-envelope 1", "handoff-envelope 1x"), "unsupported envelope version"},
 		{"unknown key", replace("held: yes\n", "held: yes\npriority: high\n"), `unknown key "priority"`},
+		{"pid 0", replace("pid: 4711\n", "pid: 0\n"), "not a pid"},
 		{"repeated key", replace("held: yes\n", "held: yes\nheld: no\n"), "held twice"},
 		{"missing key", replace("uid: 33\n", ""), "no uid line"},
 		{"missing end", strings.TrimSuffix(valid, "end\n"), "no end line"},
@@ -126,7 +131,7 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"CRLF", strings.ReplaceAll(valid, "\n", "\r\n"), ""},
 		{"blank line", replace("held: yes\n", "held: yes\n\n"), "not a"},
 		{"key after rcpt", replace("end\n", "held: no\nend\n"), "after the recipients"},
-		{"no recipients", strings.Join(strings.SplitAfter(valid, "\n")[:15], "") + "end\n", "no recipients"},
+		{"no recipients", strings.Join(strings.SplitAfter(valid, "\n")[:17], "") + "end\n", "no recipients"},
 		{"orphan last-reply", replace("delay-warned: yes\n", "delay-warned: yes\nlast-reply: 250 ok\n"), "last-reply not right after"},
 		{"two last-replies", replace("last-reply: 250 2.0.0 Ok: queued as 4F2A3B1C9D\n", "last-reply: 250 a\nlast-reply: 250 b\n"), "last-reply not right after"},
 		{"bad state", replace("rcpt: sent alice", "rcpt: delivered alice"), `unknown recipient state "delivered"`},
@@ -207,6 +212,7 @@ func genEnvelope(data []byte) *Envelope {
 		Size:        int64(g.int(1 << 40)),
 		UID:         g.int(1 << 31),
 		User:        g.str(),
+		PID:         g.int(1 << 22),
 		Created:     g.time(),
 		NextAttempt: g.maybeTime(),
 		Attempts:    g.int(1000),
@@ -215,6 +221,9 @@ func genEnvelope(data []byte) *Envelope {
 	}
 	if e.Created.IsZero() {
 		e.Created = t0
+	}
+	if e.PID != 0 {
+		e.GID = g.int(1 << 31)
 	}
 	if e.Sender == "<>" {
 		e.Sender = "x<>"

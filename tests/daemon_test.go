@@ -399,6 +399,30 @@ func TestSystemMode(t *testing.T) {
 	if n := len(rcptLine.FindAllString(rl.stdout, -1)); n != 2 || !strings.Contains(rl.stdout, "root@example.test") {
 		t.Errorf("mailq as root lists %d items for %s, want 2:\n%s", n, tempfail, rl.stdout)
 	}
+
+	// The queue item records who submitted it, as the kernel said.
+	r = s.as(s.userU, systemMessage(newMarker("recorded")), "sendmail", "-odq", "-i", realserver.TempfailRecipient)
+	if r.code != 0 {
+		t.Fatalf("-odq: exit %d\n%s", r.code, r.stderr)
+	}
+	id := queueID(r.stderr+s.dlog.String(), " queued as ")
+	found := false
+	entries, _ := os.ReadDir(filepath.Join(s.qdir, "env"))
+	for _, en := range entries {
+		data, err := os.ReadFile(filepath.Join(s.qdir, "env", en.Name()))
+		if err != nil || !strings.Contains(string(data), "\nuser: "+s.userU.name+"\n") {
+			continue
+		}
+		found = true
+		for _, want := range []string{fmt.Sprintf("\nuid: %d\n", s.userU.uid), fmt.Sprintf("\ngid: %d\n", s.userU.gid), "\npid: "} {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("queue item %s lacks %q:\n%s", en.Name(), strings.TrimSpace(want), data)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no queue item for the -odq submission (%s) in %s", id, s.qdir)
+	}
 }
 
 // asStandalone runs argv as the submitter without the daemon.

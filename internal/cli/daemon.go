@@ -456,6 +456,8 @@ func (s *submission) DeliverLMTP(env smtpin.Envelope, data io.Reader) []smtpin.R
 		SMTPUTF8: env.SMTPUTF8,
 		UID:      s.peer.uid,
 		User:     s.peer.login,
+		GID:      s.peer.gid,
+		PID:      s.peer.pid,
 		Created:  stamp(d.env.Now()),
 	}
 	for i, to := range env.To {

@@ -952,7 +952,10 @@ func TestRecordAttemptsFailures(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			q := newQueue(t)
 			items := lockAll(t, q, 3)
-			before := *items[1].Env
+			before := make([]Envelope, len(items))
+			for i, it := range items {
+				before[i] = *it.Env
+			}
 			at := 2 // the middle item's call
 			if op == "syncDir" {
 				at = 1 // one for the batch
@@ -968,7 +971,7 @@ func TestRecordAttemptsFailures(t *testing.T) {
 				if failed != (errs[i] != nil) || failed && !errors.Is(errs[i], syscall.EIO) {
 					t.Errorf("item %d: err %v", i, errs[i])
 				}
-				if failed && (it.Env.Attempts != 0 || !it.Env.NextAttempt.Equal(before.NextAttempt)) {
+				if failed && (it.Env.Attempts != 0 || !it.Env.NextAttempt.Equal(before[i].NextAttempt)) {
 					t.Errorf("item %d failed but counts %d attempts, next %v, in memory", i, it.Env.Attempts, it.Env.NextAttempt)
 				}
 			}

@@ -453,8 +453,10 @@ fi
 # Figure 3: one queue, one config per number of connections.
 fq=$work/flush-queue
 for c in "${conns[@]}"; do
-	handoff_config "$work/flush-c$c.toml" "$p_plain" none "dir = \"$fq\""$'\n'"connections_per_relay = $c" "$nosock"
-	((TMPFS)) && handoff_config "$work/flush-tmpfs-c$c.toml" "$p_plain" none "dir = \"$shm/flush-queue\""$'\n'"connections_per_relay = $c" "$nosock"
+	# messages_per_connection = MSGS: the same number of connections as
+	# smtp-source, which the target compares with.
+	handoff_config "$work/flush-c$c.toml" "$p_plain" none "dir = \"$fq\""$'\n'"connections_per_relay = $c"$'\n'"messages_per_connection = $MSGS" "$nosock"
+	((TMPFS)) && handoff_config "$work/flush-tmpfs-c$c.toml" "$p_plain" none "dir = \"$shm/flush-queue\""$'\n'"connections_per_relay = $c"$'\n'"messages_per_connection = $MSGS" "$nosock"
 done
 
 # nullmailer's private tree. With NULLMAILER_TEST_PREFIX=P its programs use
@@ -898,8 +900,8 @@ short_note=
 	echo "**nullmailer-inject** (\`nullmailer-inject -b -f root@example.com\`, what nullmailer's sendmail -t"
 	echo "runs, which runs nullmailer-queue, which fsyncs too)$( ((TMPFS)) && echo ', and of **handoff-odq-tmpfs** (the same as handoff-odq into a queue on /dev/shm)'); then,"
 	echo "each timed and in an order that changes every time: handoff's \`sendmail -q\` with"
-	echo "\`connections_per_relay = c\` (and the default \`messages_per_connection = 100\`: a connection is"
-	echo "closed after 100 messages and another opened), **nullmailer-send** in one-shot mode (pausetime 0:"
+	echo "\`connections_per_relay = c\` and \`messages_per_connection = $MSGS\` (so that it uses c connections,"
+	echo "as smtp-source does), **nullmailer-send** in one-shot mode (pausetime 0:"
 	echo "it goes through its queue once, one message per connection, and exits), and **smtp-source**"
 	echo "\`-s c -m $MSGS -d -F msg-2k.eml\`, Postfix's load generator sending $MSGS copies of the same"
 	echo "message over c connections kept open: what this sink takes over SMTP, with no queue at all."

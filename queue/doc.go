@@ -92,8 +92,9 @@
 // the new one. Remove deletes the envelope first and fsyncs env/ (the item
 // is then no longer queued), then the message.
 //
-// A runner works on batches of items, sharing the waits: RecordAttempts
-// writes the envelopes of a batch together (writeDurableBatch: the
+// A runner works on batches of items, sharing the waits: JournalAttempts
+// records a batch's attempts in one file of journal/ (see Journal), or
+// RecordAttempts writes the envelopes of a batch together (writeDurableBatch: the
 // writeback of all started at once, then each fsynced, renamed, and one
 // fsync of env/ for all the renames), and a Remover removes delivered
 // items in Remove's order with one fsync of env/ for all the envelopes
@@ -150,9 +151,12 @@
 // fail.
 //
 // The runner of handoff does this for a batch of items at a time: it
-// locks them, records their attempts together (RecordAttempts), then
-// delivers them one after the other, removing the delivered ones through
-// a Remover. Every attempt is still durable before its connection; an
+// locks them, records their attempts together in one journal file
+// (JournalAttempts; see Journal: the envelopes are saved after the
+// attempts, and a run that dies leaves the journal for the next run's
+// ReplayJournals), then delivers them one after the other, removing the
+// delivered ones through a Remover. Where the journal cannot be written
+// it records them in the envelopes instead (RecordAttempts). Every attempt is still durable before its connection; an
 // attempt recorded for an item the runner does not reach (it was killed,
 // or stopped) is one counted but not made, so that item waits one more
 // backoff, which is the safe direction.

@@ -281,7 +281,7 @@ func (j *job) verbosef(format string, a ...any) {
 // the daemon call it for one item; the runner does the same for batches
 // (planBatch, then deliverBatch).
 func (j *job) attempt(ctx context.Context, q *queue.Queue, it *queue.Item, force bool) {
-	j.deliverBatch(ctx, q, j.planBatch(q, []*queue.Item{it}, force), nil)
+	j.deliverBatch(ctx, q, j.planBatch(q, []*queue.Item{it}, force, false), nil)
 }
 
 // A batch is items of a run that a worker attempts together, planned.
@@ -289,6 +289,9 @@ type batch struct {
 	items []batchItem
 	// code is the exit status that locking the items contributed.
 	code int
+	// journal records the attempts of the batch (queue.Journal), when a
+	// run wrote one; deliverBatch ends it.
+	journal *queue.Journal
 }
 
 // batchItem is a locked item of a batch.
@@ -301,11 +304,13 @@ type batchItem struct {
 
 // planBatch decides what to do with each of the locked items, in order:
 // an expired one gives up, one that is due (or every one, with force) is
-// to be delivered, and the attempts of those are recorded together
-// (queue.RecordAttempts: one batch write, durable before any of them is
-// sent). An item whose attempt cannot be recorded is unlocked and left
-// out: it is not delivered now.
-func (j *job) planBatch(q *queue.Queue, items []*queue.Item, force bool) *batch {
+// to be delivered, and the attempts of those are recorded together,
+// durably, before any of them is sent: in one journal file
+// (queue.JournalAttempts) when journal is set, which only a queue run
+// holding the runner lock may do, else in their envelopes
+// (queue.RecordAttempts: one batch write). An item whose attempt cannot
+// be recorded is unlocked and left out: it is not delivered now.
+func (j *job) planBatch(q *queue.Queue, items []*queue.Item, force, journal bool) *batch {
 	p := j.policy()
 	now := j.env.Now()
 	due := make([]bool, len(items))
@@ -326,8 +331,20 @@ func (j *job) planBatch(q *queue.Queue, items []*queue.Item, force bool) *batch 
 			record = append(record, it)
 		}
 	}
-	errs := q.RecordAttempts(record, now, p) // in the order of record
 	b := &batch{items: make([]batchItem, 0, len(items))}
+	var errs []error // in the order of record
+	if journal && len(record) > 0 {
+		jr, err := q.JournalAttempts(record, now, p)
+		if err == nil {
+			b.journal = jr
+			errs = make([]error, len(record))
+		} else {
+			j.verbosef("%v; recording the attempts in the envelopes instead", err)
+		}
+	}
+	if errs == nil {
+		errs = q.RecordAttempts(record, now, p)
+	}
 	for i, it := range items {
 		if due[i] {
 			err := errs[0]
@@ -356,6 +373,9 @@ func (j *job) deliverBatch(ctx context.Context, q *queue.Queue, b *batch, rm *qu
 			continue
 		}
 		j.attemptItem(ctx, q, bi.Item, bi.deliver, rm)
+	}
+	if err := b.journal.Done(); err != nil {
+		j.warnf("%v", err)
 	}
 }
 
@@ -590,6 +610,13 @@ func (j *job) runQueue(ctx context.Context, q *queue.Queue, filters []queue.Filt
 	// its own relay connections: see parallel.)
 	j.auth = loadAuthBlocks(q.Dir, j.cfg.Path, flush && ids == nil)
 	defer func() { j.auth = nil }()
+	// A run that died left the journal of the attempts it was making:
+	// they count.
+	if n, err := q.ReplayJournals(); err != nil {
+		j.warnf("replaying the attempt journals of an earlier run: %v", err)
+	} else if n > 0 {
+		j.verbosef("counted %d attempts that an interrupted run was making", n)
+	}
 	now := j.env.Now()
 	if n, err := q.ReapOrphans(now, queue.OrphanGrace); err != nil {
 		j.warnf("removing the leftovers of crashes from %s: %v", q.Dir, err)
@@ -719,7 +746,7 @@ func (j *job) runBatches(ctx context.Context, q *queue.Queue, feed <-chan []stri
 					items = append(items, it)
 				}
 			}
-			b := j.planBatch(q, items, flush)
+			b := j.planBatch(q, items, flush, true)
 			b.code = code
 			planned <- b
 		}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-mta/handoff/config"
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/queue"
 )
@@ -762,7 +763,7 @@ func TestQueueBatchRecordFailure(t *testing.T) {
 	bad := items[1]
 	bad.Env.ID = listed[0].ID
 	j, stderr := s.queueJob()
-	b := j.planBatch(q, items, false)
+	b := j.planBatch(q, items, false, false) // the envelopes, not a journal
 	bad.Env.ID = listed[1].ID
 	if len(b.items) != 2 || b.items[0].Item != items[0] || b.items[1].Item != items[2] || !b.items[0].deliver || !b.items[1].deliver {
 		t.Fatalf("planned %+v, want the first and the last, to deliver", b.items)
@@ -799,45 +800,92 @@ func TestQueueBatchRecordFailure(t *testing.T) {
 }
 
 // When the run is cancelled, the items of a planned batch not reached
-// yet are unlocked without being delivered: their attempt is counted
-// (it was recorded before) but they stay queued, whole.
+// yet are unlocked without being delivered, and stay queued, whole.
+// With their attempts recorded in their envelopes, those count; with a
+// run's journal, the journal is ended and they do not (the attempt was
+// not made), and no journal is left.
 func TestQueueBatchCancelled(t *testing.T) {
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) {
+			s := newQueueSite(t, "", "")
+			for i := range 2 {
+				s.run(fmt.Sprintf("Subject: m%d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net")
+				s.now = s.now.Add(time.Second)
+			}
+			q, _ := queue.Open(s.qdir)
+			var items []*queue.Item
+			for _, sum := range s.items() {
+				it, err := q.Lock(sum.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				items = append(items, it)
+			}
+			j, _ := s.queueJob()
+			b := j.planBatch(q, items, false, journal)
+			if journal != (b.journal != nil) {
+				t.Fatalf("journal %v, want one: %v", b.journal, journal)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			j.deliverBatch(ctx, q, b, nil)
+			s.sink.close()
+			if got := s.sink.received(); got != "" {
+				t.Errorf("a cancelled run delivered:\n%s", got)
+			}
+			left := s.items()
+			if len(left) != 2 {
+				t.Fatalf("%d items left, want 2", len(left))
+			}
+			want := 1
+			if journal {
+				want = 0
+			}
+			for _, it := range left {
+				if it.Attempts != want {
+					t.Errorf("%s: %d attempts recorded, want %d", it.ID, it.Attempts, want)
+				}
+				again, err := q.Lock(it.ID)
+				if err != nil {
+					t.Errorf("%s is still locked: %v", it.ID, err)
+					continue
+				}
+				again.Unlock()
+			}
+			if js, _ := os.ReadDir(filepath.Join(s.qdir, "journal")); len(js) != 0 {
+				t.Errorf("journals left: %v", js)
+			}
+		})
+	}
+}
+
+// A run that died (its journal left behind) is accounted for by the
+// next: the attempt it was making counts, so the item is not due at once.
+func TestQueueJournalReplayed(t *testing.T) {
 	s := newQueueSite(t, "", "")
-	for i := range 2 {
-		s.run(fmt.Sprintf("Subject: m%d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net")
-		s.now = s.now.Add(time.Second)
-	}
+	s.run("Subject: m\n\nbody\n", "sendmail", "-odq", "-i", "bob@example.net")
 	q, _ := queue.Open(s.qdir)
-	var items []*queue.Item
-	for _, sum := range s.items() {
-		it, err := q.Lock(sum.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, it)
+	sum := s.items()[0]
+	it, err := q.Lock(sum.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	j, _ := s.queueJob()
-	b := j.planBatch(q, items, false)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	j.deliverBatch(ctx, q, b, nil)
-	s.sink.close()
-	if got := s.sink.received(); got != "" {
-		t.Errorf("a cancelled run delivered:\n%s", got)
+	if _, err := q.JournalAttempts([]*queue.Item{it}, s.now, queue.PolicyFromConfig(config.Default().Queue)); err != nil {
+		t.Fatal(err)
+	}
+	it.Unlock() // the run "dies": no Save, no Done
+	if code := s.run("", "sendmail", "-q"); code != 0 {
+		t.Fatalf("-q: exit %d\n%s", code, s.lastStderr)
 	}
 	left := s.items()
-	if len(left) != 2 {
-		t.Fatalf("%d items left, want 2", len(left))
+	if len(left) != 1 || left[0].Attempts != 1 || !left[0].NextAttempt.After(s.now) {
+		t.Fatalf("after the replay: %+v, want the item with 1 attempt, not due", left)
 	}
-	for _, it := range left {
-		if it.Attempts != 1 {
-			t.Errorf("%s: %d attempts recorded, want 1", it.ID, it.Attempts)
-		}
-		again, err := q.Lock(it.ID)
-		if err != nil {
-			t.Errorf("%s is still locked: %v", it.ID, err)
-			continue
-		}
-		again.Unlock()
+	s.sink.close()
+	if got := s.sink.received(); got != "" {
+		t.Errorf("the replayed item was delivered at once:\n%s", got)
+	}
+	if js, _ := os.ReadDir(filepath.Join(s.qdir, "journal")); len(js) != 0 {
+		t.Errorf("journals left: %v", js)
 	}
 }

@@ -8,6 +8,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,6 +424,68 @@ func TestSystemMode(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no queue item for the -odq submission (%s) in %s", id, s.qdir)
+	}
+
+	// The user manages their own items through the daemon, and cannot
+	// touch root's.
+	ids := func(u sysUser) []string {
+		t.Helper()
+		r := s.as(u, "", "handoff", "queue", "list", "--json")
+		var items []struct {
+			ID   string `json:"id"`
+			User string `json:"user"`
+			Held bool   `json:"held"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &items) != nil {
+			t.Fatalf("handoff queue list --json as %s: exit %d\n%s%s", u.name, r.code, r.stdout, r.stderr)
+		}
+		var out []string
+		for _, it := range items {
+			out = append(out, it.ID)
+		}
+		return out
+	}
+	mineIDs, allIDs := ids(s.userU), ids(sysUser{name: "root"})
+	var rootID string
+	for _, id := range allIDs {
+		if !slices.Contains(mineIDs, id) {
+			rootID = id
+		}
+	}
+	if len(mineIDs) == 0 || rootID == "" {
+		t.Fatalf("items: the user's %v, all %v", mineIDs, allIDs)
+	}
+	myID := mineIDs[0]
+	if r := s.as(s.userU, "", "handoff", "queue", "show", myID); r.code != 0 || !strings.HasPrefix(r.stdout, "handoff-envelope 1\n") || !strings.Contains(r.stdout, "\nSubject: ") {
+		t.Errorf("queue show of the user's own item: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, cmd := range []string{"show", "delete", "hold"} {
+		if r := s.as(s.userU, "", "handoff", "queue", cmd, rootID); r.code != 69 || !strings.Contains(r.stderr, "no such queue item") {
+			t.Errorf("queue %s of root's item as the user: exit %d, stderr %q; want 69, no such queue item", cmd, r.code, r.stderr)
+		}
+	}
+	if r := s.as(s.userU, "", "handoff", "queue", "hold", myID); r.code != 0 || r.stdout != myID+": held\n" {
+		t.Errorf("queue hold: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := s.as(s.userU, "", "handoff", "queue", "flush", myID); r.code != 75 || !strings.Contains(r.stderr, "on hold") {
+		t.Errorf("queue flush of a held item: exit %d, stderr %q; want 75, on hold", r.code, r.stderr)
+	}
+	if r := s.as(s.userU, "", "handoff", "queue", "release", myID); r.code != 0 || r.stdout != myID+": released\n" {
+		t.Errorf("queue release: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := s.as(s.userU, "", "handoff", "queue", "flush"); r.code != 0 {
+		t.Errorf("queue flush of the user's items: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, id := range mineIDs {
+		if r := s.as(s.userU, "", "handoff", "queue", "delete", id); r.code != 0 || r.stdout != id+": deleted\n" {
+			t.Errorf("queue delete %s: exit %d, %q %q", id, r.code, r.stdout, r.stderr)
+		}
+	}
+	if left := ids(s.userU); len(left) != 0 {
+		t.Errorf("the user's items after delete: %v", left)
+	}
+	if !slices.Contains(ids(sysUser{name: "root"}), rootID) {
+		t.Errorf("root's item %s went away", rootID)
 	}
 }
 

@@ -588,6 +588,103 @@ func (d *daemon) interactive(ctx context.Context, it *queue.Item, never bool) []
 // finish.
 const shutdownGrace = 5 * time.Second
 
+// own selects the items the caller may see and manage: every item for
+// root and the daemon's user, else those the caller submitted.
+func (s *submission) own() queue.Filter {
+	if s.peer.uid == 0 || s.peer.uid == os.Geteuid() {
+		return queue.Filter{}
+	}
+	return queue.Filter{MatchUID: true, UID: s.peer.uid}
+}
+
+// itemCommand is "XQUEUE SHOW|DELETE|HOLD|RELEASE|FLUSH id" for an item
+// the caller may manage (as "handoff queue" does for root): SHOW answers
+// the envelope and the message's header in base64 lines (as LIST does),
+// FLUSH makes an attempt now and answers when it is over. An item of
+// another user is "no such queue item", as for one that is not there.
+func (s *submission) itemCommand(op, id string) smtpin.Reply {
+	d := s.d
+	switch op {
+	case "SHOW", "DELETE", "HOLD", "RELEASE", "FLUSH":
+	default:
+		return smtpin.Reply{Code: 501, Text: "5.5.4 unknown XQUEUE operation " + op}
+	}
+	it, err := d.q.Lock(id)
+	var ce *queue.CorruptError
+	switch {
+	case errors.Is(err, queue.ErrBusy):
+		return smtpin.Reply{Code: 451, Text: "4.3.0 " + id + ": being delivered or changed by another process; try again later"}
+	case errors.Is(err, queue.ErrNotFound), errors.As(err, &ce):
+		return smtpin.Reply{Code: 550, Text: "5.1.0 " + id + ": no such queue item"}
+	case err != nil:
+		return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}
+	}
+	if !s.own().Match(it.Env) {
+		it.Unlock()
+		return smtpin.Reply{Code: 550, Text: "5.1.0 " + id + ": no such queue item"}
+	}
+	d.base.logNote(id, fmt.Sprintf("uid=%d user=%s: queue %s", s.peer.uid, s.peer.login, strings.ToLower(op)))
+	switch op {
+	case "SHOW":
+		defer it.Unlock()
+		data, err := it.Env.Marshal()
+		if err == nil {
+			var body io.ReadSeekCloser
+			if body, err = it.Body(); err == nil {
+				var header []byte
+				if header, err = queue.ReadHeader(body, 0); err == nil {
+					data = append(append(data, '\n'), header...)
+				}
+			}
+		}
+		if err != nil {
+			return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}
+		}
+		return smtpin.Reply{Code: 250, Text: "2.0.0 item follows\n" + base64Lines(data) + "END"}
+	case "DELETE":
+		if err := it.Remove(); err != nil {
+			return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}
+		}
+		return smtpin.Reply{Code: 250, Text: "2.0.0 " + id + ": deleted"}
+	case "HOLD", "RELEASE":
+		it.Env.Held = op == "HOLD"
+		err := it.Save()
+		it.Unlock()
+		if err != nil {
+			return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}
+		}
+		word := "released"
+		if op == "HOLD" {
+			word = "held"
+		}
+		return smtpin.Reply{Code: 250, Text: "2.0.0 " + id + ": " + word}
+	}
+	// FLUSH: an attempt now, whatever the schedule, on a worker.
+	if it.Env.Held {
+		it.Unlock()
+		return smtpin.Reply{Code: 450, Text: "4.3.0 " + id + ": on hold (release it first)"}
+	}
+	w := <-d.pool
+	d.inflight.Add(1)
+	w.attempt(s.ctx, d.q, it, true)
+	d.inflight.Add(-1)
+	d.pool <- w
+	return smtpin.Reply{Code: 250, Text: "2.0.0 " + id + ": attempted"}
+}
+
+// base64Lines is data in base64, cut into lines of 400, each ended by a
+// newline.
+func base64Lines(data []byte) string {
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	for len(enc) > 0 {
+		n := min(len(enc), 400)
+		b.WriteString(enc[:n] + "\n")
+		enc = enc[n:]
+	}
+	return b.String()
+}
+
 // listPage is how many items one XQUEUE LIST reply carries (well under
 // the client's 64 KiB cap on a reply).
 const listPage = 25
@@ -603,13 +700,17 @@ func (s *submission) Command(verb, arg string) (smtpin.Reply, bool) {
 		return smtpin.Reply{}, false
 	}
 	op, after, _ := strings.Cut(arg, " ")
-	if !strings.EqualFold(op, "LIST") || (after != "" && !queue.ValidID(after)) {
+	op = strings.ToUpper(op)
+	if op != "LIST" {
+		if !queue.ValidID(after) {
+			return smtpin.Reply{Code: 501, Text: "5.5.4 Syntax: XQUEUE LIST [after-id] | SHOW id | DELETE id | HOLD id | RELEASE id | FLUSH id"}, true
+		}
+		return s.itemCommand(op, after), true
+	}
+	if after != "" && !queue.ValidID(after) {
 		return smtpin.Reply{Code: 501, Text: "5.5.4 Syntax: XQUEUE LIST [after-id]"}, true
 	}
-	f := queue.Filter{}
-	if s.peer.uid != 0 && s.peer.uid != os.Geteuid() {
-		f = queue.Filter{MatchUID: true, UID: s.peer.uid}
-	}
+	f := s.own()
 	items, err := s.d.q.List(f)
 	if err != nil {
 		return smtpin.Reply{Code: 451, Text: "4.3.0 cannot read the queue: " + oneLine(err.Error())}, true
@@ -630,14 +731,9 @@ func (s *submission) Command(verb, arg string) (smtpin.Reply, bool) {
 	if err != nil {
 		return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}, true
 	}
-	enc := base64.StdEncoding.EncodeToString(data)
 	var b strings.Builder
 	b.WriteString("2.0.0 queue listing follows\n")
-	for len(enc) > 0 {
-		n := min(len(enc), 400)
-		b.WriteString(enc[:n] + "\n")
-		enc = enc[n:]
-	}
+	b.WriteString(base64Lines(data))
 	if more {
 		b.WriteString("MORE " + page[len(page)-1].ID)
 	} else {

@@ -6,6 +6,7 @@ package cli
 // the relay secrets nor write access to the queue.
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -215,4 +216,77 @@ func (j *job) listViaDaemon() ([]queue.Summary, error) {
 		}
 		after = id
 	}
+}
+
+// queueViaDaemon runs "handoff queue show|delete|hold|release|flush" for
+// a user in system mode, through the daemon (XQUEUE; see
+// submission.itemCommand), on the user's own items; flush without ids
+// flushes every one of them. It prints what the commands of root print
+// and returns the exit status.
+func (j *job) queueViaDaemon(cmd string, ids []string) int {
+	if cmd == "flush" && len(ids) == 0 {
+		items, err := j.listViaDaemon()
+		if err != nil {
+			j.warnf("%v", err)
+			return exTempFail
+		}
+		for _, it := range items {
+			if !it.Held {
+				ids = append(ids, it.ID)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	c, err := relay.Dial(ctx, relay.Options{Address: j.cfg.Daemon.Socket, Network: "unix", LMTP: true, LocalName: "localhost",
+		Timeouts: relay.Timeouts{Command: 20 * time.Minute}})
+	if err != nil {
+		j.warnf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
+		return exTempFail
+	}
+	defer c.Quit(ctx)
+	code := exOK
+	for _, id := range ids {
+		if !queue.ValidID(id) {
+			j.warnf("%s: no such queue item", id)
+			code = worse(code, exUnavailable)
+			continue
+		}
+		r, err := c.Docmd(ctx, "XQUEUE "+strings.ToUpper(cmd)+" "+id)
+		if err != nil {
+			j.warnf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
+			return worse(code, exTempFail)
+		}
+		text := strings.Join(r.Lines, "\n")
+		switch {
+		case r.Code == 250 && cmd == "show":
+			if len(r.Lines) < 2 {
+				j.warnf("%s: the daemon sent no item", id)
+				code = worse(code, exProtocol)
+				continue
+			}
+			var enc strings.Builder
+			for _, l := range r.Lines[1 : len(r.Lines)-1] {
+				enc.WriteString(strings.TrimPrefix(l, "2.0.0 "))
+			}
+			data, err := base64.StdEncoding.DecodeString(enc.String())
+			if err != nil {
+				j.warnf("%s: the daemon's answer does not decode: %v", id, err)
+				code = worse(code, exProtocol)
+				continue
+			}
+			j.env.Stdout.Write(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")))
+		case r.Code == 250:
+			if cmd != "flush" {
+				fmt.Fprintf(j.env.Stdout, "%s\n", strings.TrimPrefix(text, r.Enhanced.String()+" "))
+			}
+		case r.Code/100 == 5:
+			j.warnf("%s", strings.TrimPrefix(text, r.Enhanced.String()+" "))
+			code = worse(code, exUnavailable)
+		default:
+			j.warnf("%s", strings.TrimPrefix(text, r.Enhanced.String()+" "))
+			code = worse(code, exTempFail)
+		}
+	}
+	return code
 }

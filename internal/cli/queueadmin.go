@@ -107,6 +107,11 @@ func queueCmd(args []string, env *Env) int {
 		}
 		return exOK
 	}
+	if j.env.uid() != 0 && j.useDaemon() {
+		// System mode: the queue is the daemon's, which lets a user
+		// manage their own items.
+		return j.queueViaDaemon(cmd, ids)
+	}
 	q, err := j.openQueue()
 	if err != nil {
 		j.queueError(err)

@@ -37,17 +37,20 @@
 #                  PEM file (tls_ca_file / --tls-trust-file) instead of
 #                  skipping verification (tls_insecure / --tls-certcheck=off)
 #   PORT=25251     first of three loopback ports (PORT, PORT+1, PORT+2)
-#   BENCH_WORK=/var/tmp/handoff-bench   scratch: extracted Postfix and
-#                  nullmailer, messages, configs, queues, raw samples (kept
-#                  between runs; safe to delete)
+#   BENCH_WORK=/var/tmp/handoff-bench   scratch: extracted Postfix,
+#                  nullmailer and dma, messages, configs, queues, raw samples
+#                  (kept between runs; safe to delete)
 #   OUT_MD=bench/results.md  OUT_SVG=bench/results.svg  (with SHORT=1:
 #                  $BENCH_WORK/short/results.md and .svg)
 #
 # What it does: installs what is missing from Debian (msmtp, gnuplot-nox,
-# time, socat), extracts Postfix's smtp-sink and smtp-source and nullmailer
-# from their .deb files with dpkg -x (the machine's MTA is not touched;
-# nullmailer runs from a private directory tree through its
-# NULLMAILER_TEST_PREFIX), builds handoff as packaging/build.sh does
+# time, socat), extracts Postfix's smtp-sink and smtp-source, nullmailer
+# and dma from their .deb files with dpkg -x (the machine's MTA is not
+# touched; nullmailer runs from a private directory tree through its
+# NULLMAILER_TEST_PREFIX, dma in a private mount namespace, `unshare -m`,
+# with private directories bind-mounted over /etc/dma and /var/spool/dma,
+# its compiled-in paths; empty mount points are made there if missing and
+# removed at exit), builds handoff as packaging/build.sh does
 # (`CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'`: static; called
 # through a symlink named sendmail), the exec floor (a static CGO_ENABLED=0 Go hello-world) and two
 # helpers in bench/cmd (tlssink: a STARTTLS sink, since smtp-sink has no
@@ -67,7 +70,8 @@
 #       call each, then flush them with `sendmail -q` at each
 #       connections_per_relay of CONNS: messages/s and the connections the
 #       sink saw; vs nullmailer (nullmailer-inject, then nullmailer-send in
-#       one-shot mode) and vs smtp-source sending MSGS of the same message
+#       one-shot mode), vs dma (`dma -t` with DEFER: queue only, then
+#       `dma -D -q`) and vs smtp-source sending MSGS of the same message
 #       over the same number of connections (the loopback SMTP limit);
 #   4.  one BIG_MB MiB message through `sendmail -t -i` to smtp-sink: wall
 #       time, MB/s and peak RSS for handoff and msmtp, against two loopback
@@ -238,6 +242,35 @@ nullmailer_version=$(dpkg-deb -f "$nm"/deb/nullmailer_*.deb Version)
 grep -qa NULLMAILER_TEST_PREFIX "$nm_root/usr/sbin/nullmailer-send" ||
 	die "this nullmailer ($nullmailer_version) has no NULLMAILER_TEST_PREFIX: it cannot run from a private tree"
 
+# dma (DragonFly Mail Agent), from the .deb, never installed: installing it
+# would make it the machine's MTA. It reads /etc/dma/dma.conf and spools in
+# /var/spool/dma (compiled in), so it runs in a private mount namespace
+# (dma_ns below). The copy keeps the package's setgid bit (group mail):
+# run as root, dma switches to the user mail and writes its spool as group
+# mail. dma-mbox-create (setuid root in the package, local delivery only)
+# is never used here (NULLCLIENT) and loses its setuid bit.
+dm=$work/dma
+dma_bin=$dm/root/usr/sbin/dma
+if [[ ! -x $dma_bin ]]; then
+	say "extracting dma from its package"
+	rm -rf "$dm"
+	mkdir -p "$dm/deb"
+	apt_download "$dm/deb" dma
+	dpkg -x "$dm"/deb/dma_*.deb "$dm/root"
+	[[ -x $dma_bin ]] || die "the dma package has no usr/sbin/dma"
+fi
+[[ -e $dm/root/usr/lib/dma/dma-mbox-create ]] && chmod u-s,g-s "$dm/root/usr/lib/dma/dma-mbox-create"
+dma_missing_libs() { ldd "$dma_bin" 2>&1 | grep 'not found' || true; }
+if [[ -n $(dma_missing_libs) ]]; then
+	mapfile -t libs < <(deb_libs "$dm"/deb/dma_*.deb)
+	say "installing the libraries dma needs: ${libs[*]}"
+	apt_install "${libs[@]}"
+	[[ -z $(dma_missing_libs) ]] || die "dma still misses libraries: $(dma_missing_libs)"
+fi
+dma_version=$(dpkg-deb -f "$dm"/deb/dma_*.deb Version)
+id mail >/dev/null 2>&1 || die "user mail is missing (dma, run as root, switches to it)"
+command -v unshare >/dev/null || die "unshare (util-linux) is missing: dma needs a private mount namespace"
+
 # ---------------------------------------------------------------- builds
 # handoff's source: the work tree, or with REV the tree of that commit
 # (git archive into BENCH_WORK/src), so that edits in progress in the work
@@ -310,6 +343,7 @@ fi
 p_plain=$PORT p_tls=$((PORT + 1)) p_raw=$((PORT + 2))
 pids=()
 shm=
+made_dirs=() # mount points for dma made here, removed at exit
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
@@ -317,6 +351,9 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	[[ -n $shm ]] && rm -rf "$shm"
+	for p in "${made_dirs[@]}"; do
+		rmdir "$p" 2>/dev/null || true
+	done
 	true
 }
 trap cleanup EXIT
@@ -481,6 +518,44 @@ nm_reset() {
 }
 nm_send=$nm_root/usr/sbin/nullmailer-send
 
+# dma's private tree: dmp/etc is bind-mounted over /etc/dma, dmp/spool
+# over /var/spool/dma (root:mail 2770, as in the package), in a mount
+# namespace of their own (dma_ns). The config relays everything to the
+# sink (NULLCLIENT: no aliases, no local delivery), no TLS, no auth, and
+# DEFER: `dma -t` only queues (fsyncing the message and its queue file),
+# `dma -q` delivers.
+dmp=$dm/private
+for d in /etc/dma /var/spool/dma; do
+	if [[ ! -d $d ]]; then
+		mkdir -p "$d"
+		made_dirs+=("$d")
+	fi
+done
+dma_reset() {
+	rm -rf "$dmp"
+	mkdir -p "$dmp/etc" "$dmp/spool"
+	chown root:mail "$dmp/spool"
+	chmod 2770 "$dmp/spool"
+	: >"$dmp/etc/aliases"
+	printf '%s\n' "SMARTHOST 127.0.0.1" "PORT $p_plain" "MAILNAME bench.example.com" \
+		"ALIASES /etc/dma/aliases" "NULLCLIENT" "DEFER" >"$dmp/etc/dma.conf"
+}
+# dma_ns COMMAND...: COMMAND in a private mount namespace that sees dmp's
+# directories as /etc/dma and /var/spool/dma.
+dma_ns() {
+	# shellcheck disable=SC2016 # expanded by sh, not here
+	unshare -m --propagation private sh -c 'mount --bind "$1/etc" /etc/dma && mount --bind "$1/spool" /var/spool/dma && shift && exec "$@"' dma-ns "$dmp" "$@"
+}
+# dma_queued DIR: whether dma's spool DIR holds a message (Q or M file; no
+# process started: polled while timing).
+dma_queued() {
+	local f
+	for f in "$1"/[QM]*; do
+		[[ -e $f ]] && return 0
+	done
+	return 1
+}
+
 msmtp_base="msmtp -t -i --host=127.0.0.1 --from=root@example.com --domain=bench.example.com --auth=off"
 handoff_plain="handoff: HANDOFF_CONFIG=$work/plain.toml $bin/sendmail -t -i"
 handoff_tls="handoff: HANDOFF_CONFIG=$work/tls.toml $bin/sendmail -t -i"
@@ -577,17 +652,20 @@ stop_sink sink-daemon $(((N + WARMUP) * (4 + TMPFS)))
 
 # ---------------------------------------------------------------- figure 3
 say "figure 3: enqueue $MSGS messages (-odq), then flush them (-q) at ${conns[*]} connections: $FLUSH_N round(s)"
-flush_tools=(handoff nullmailer-send smtp-source)
-enq_rows=(-c "nullmailer-inject: NULLMAILER_TEST_PREFIX=$nmp $nmp/bin/nullmailer-inject -b -f root@example.com")
+flush_tools=(handoff nullmailer-send dma-q smtp-source)
+enq_rows=(-c "nullmailer-inject: NULLMAILER_TEST_PREFIX=$nmp $nmp/bin/nullmailer-inject -b -f root@example.com"
+	-c "dma-enqueue: $dma_bin -t -i -f root@example.com")
 ((TMPFS)) && flush_tools+=(handoff-tmpfs)
 rm -rf "$fq"
 mkdir -m 0700 "$fq"
 ((TMPFS)) && mkdir -m 0700 "$shm/flush-queue"
 nm_reset
+dma_reset
 : >"$work/fig3-enqueue.tsv"
 : >"$work/fig3-flush.tsv"
 : >"$work/fig3-flush.err"
 : >"$work/nullmailer-send.log"
+: >"$work/dma-q.log"
 start_sink sink-flush
 
 # flush_once TOOL C ROUND: one timed flush of MSGS messages (or smtp-source
@@ -610,13 +688,28 @@ flush_once() {
 		NULLMAILER_TEST_PREFIX=$nmp "$nm_send" >>"$work/nullmailer-send.log" 2>&1 || rc=$?
 		dir=$nmp/queue/queue
 		;;
+	dma-q)
+		# -D: in the foreground. dma forks a child per queued message and
+		# delivers them in parallel; it may exit before the last child, so
+		# the time runs until the spool is empty.
+		dma_ns "$dma_bin" -D -q >>"$work/dma-q.log" 2>&1 || rc=$?
+		if ((rc == 0)); then
+			local limit=$((${EPOCHREALTIME//[.,]/} + 120000000))
+			while dma_queued "$dmp/spool" && ((${EPOCHREALTIME//[.,]/} < limit)); do
+				nap 0.005
+			done
+			if dma_queued "$dmp/spool"; then
+				die "figure 3: dma -q (c=$c, round $r) left messages in $dmp/spool after 2 minutes: $(tail -n 5 "$work/dma-q.log")"
+			fi
+		fi
+		;;
 	smtp-source)
 		LD_LIBRARY_PATH=$pflib "$smtp_source" -s "$c" -m "$MSGS" -d -M bench.example.com \
 			-f root@example.com -t rcpt@example.net -F "$small" "127.0.0.1:$p_plain" 2>>"$work/fig3-flush.err" || rc=$?
 		;;
 	esac
 	t1=${EPOCHREALTIME//[.,]/}
-	((rc == 0)) || die "figure 3: $tool (c=$c, round $r) exited with status $rc: $(tail -n 5 "$work/fig3-flush.err" "$work/nullmailer-send.log")"
+	((rc == 0)) || die "figure 3: $tool (c=$c, round $r) exited with status $rc: $(tail -n 5 "$work/fig3-flush.err" "$work/nullmailer-send.log" "$work/dma-q.log")"
 	if [[ -n $dir ]] && ! queue_empty "$dir"; then
 		die "figure 3: $tool (c=$c, round $r) left $(count_files "$dir") of $MSGS messages in $dir"
 	fi
@@ -631,7 +724,8 @@ for ((r = 1; r <= FLUSH_N; r++)); do
 		say "  round $r/$FLUSH_N, $c connection(s): enqueue $MSGS per queue"
 		rows=(-c "handoff-odq: HANDOFF_CONFIG=$work/flush-c$c.toml $bin/sendmail -t -i -odq" "${enq_rows[@]}")
 		((TMPFS)) && rows+=(-c "handoff-odq-tmpfs: HANDOFF_CONFIG=$work/flush-tmpfs-c$c.toml $bin/sendmail -t -i -odq")
-		"$bin/interleave" -n "$MSGS" -warmup 0 -stdin "$small" -ref handoff-odq "${rows[@]}" \
+		# In dma's mount namespace, all rows alike.
+		dma_ns "$bin/interleave" -n "$MSGS" -warmup 0 -stdin "$small" -ref handoff-odq "${rows[@]}" \
 			-md "$work/fig3-enqueue-last.md" -samples "$work/fig3-enqueue-r$r-c$c.tsv" 2>"$work/fig3-enqueue.log" ||
 			{ cat "$work/fig3-enqueue.log" >&2; die "figure 3: enqueueing failed"; }
 		tail -n +2 "$work/fig3-enqueue-r$r-c$c.tsv" | cut -f1,3 >>"$work/fig3-enqueue.tsv"
@@ -641,6 +735,11 @@ for ((r = 1; r <= FLUSH_N; r++)); do
 			n=$(count_files "$q")
 			((n == MSGS)) || die "figure 3: $q holds $n messages after enqueueing, want $MSGS"
 		done
+		n=0
+		for q in "$dmp"/spool/Q*; do
+			[[ -e $q ]] && n=$((n + 1))
+		done
+		((n == MSGS)) || die "figure 3: dma's spool $dmp/spool holds $n messages after enqueueing, want $MSGS"
 		say "  round $r/$FLUSH_N, $c connection(s): flush"
 		nt=${#flush_tools[@]}
 		for ((k = 0; k < nt; k++)); do
@@ -774,7 +873,7 @@ enqueue_table() {
 	hmed=$(get fig3-enqueue.stats handoff-odq 3)
 	echo "| tool | median ms per call | min–max ms | handoff-odq ÷ tool | calls | calls/s, back to back |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	for name in handoff-odq nullmailer-inject handoff-odq-tmpfs; do
+	for name in handoff-odq nullmailer-inject dma-enqueue handoff-odq-tmpfs; do
 		[[ -n $(get fig3-enqueue.stats "$name" 2) ]] || continue
 		awk -F'\t' -v n="$name" -v h="$hmed" '$1 == n { printf "| %s | %.2f | %.2f–%.2f | %.2f | %d | %.0f |\n", $1, $3, $4, $5, h / $3, $2, $2 * 1000 / $6 }' "$work/fig3-enqueue.stats"
 	done
@@ -785,14 +884,14 @@ flush_table() {
 	echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 	for c in "${conns[@]}"; do
 		hs=$(flush_s "$c" handoff)
-		for tool in handoff smtp-source nullmailer-send handoff-tmpfs; do
+		for tool in handoff smtp-source nullmailer-send dma-q handoff-tmpfs; do
 			s=$(flush_s "$c" "$tool")
 			[[ -n $s ]] || continue
 			lo=$(get fig3-flush.stats "c$c/$tool" 4) hi=$(get fig3-flush.stats "c$c/$tool" 5) n=$(get fig3-flush.stats "c$c/$tool" 2)
 			conn_lo=$(get fig3-conns.stats "c$c/$tool" 4) conn_hi=$(get fig3-conns.stats "c$c/$tool" 5)
 			conn=$conn_lo
 			[[ $conn_lo == "$conn_hi" ]] || conn="$conn_lo–$conn_hi"
-			printf '| %s | %s | %.3f | %.3f–%.3f | %s | %s | %s | %s |\n' "$c" "$tool" "$s" "$lo" "$hi" "$(rate "$MSGS" "$s")" "$conn" "$(ratio "$s" "$hs")" "$n"
+			printf '| %s | %s | %.3f | %.3f–%.3f | %s | %s | %s | %s |\n' "$c" "${tool/#dma-q/dma -q}" "$s" "$lo" "$hi" "$(rate "$MSGS" "$s")" "$conn" "$(ratio "$s" "$hs")" "$n"
 		done
 	done
 }
@@ -818,7 +917,7 @@ short_note=
 	echo "FLUSH_N=$FLUSH_N, PAR=$PAR, PAR_N=$PAR_N, TLS_VERIFY=$TLS_VERIFY) in $((SECONDS - t_start)) s.$short_note"
 	echo "Machine: $machine."
 	echo "handoff $handoff_rev built with $go_version as packaging/build.sh builds it (\`CGO_ENABLED=0\`, \`-trimpath -ldflags='-s -w'\`: static), msmtp $msmtp_version,"
-	echo "nullmailer $nullmailer_version and Postfix $postfix_version smtp-sink/smtp-source (both extracted from their .deb,"
+	echo "nullmailer $nullmailer_version, dma $dma_version and Postfix $postfix_version smtp-sink/smtp-source (all three extracted from their .deb,"
 	echo "not installed). Everything on 127.0.0.1. Each figure is measured interleaved (A B C, B C A, ...); the"
 	echo "machine is noisy, so only the ratios within one run count. \"handoff ÷ tool\" is handoff's median time"
 	echo "over that tool's median time (below 1: handoff is faster)."
@@ -835,15 +934,13 @@ short_note=
 	verdict "per call, STARTTLS: handoff ÷ Go exec floor" "$(ratio "$h1b" "$f1b")" "<=" 2
 	verdict "through the daemon, until queued: handoff ÷ Go exec floor" "$(ratio "$h2" "$f2")" "<=" 1.5
 	verdict "through the daemon, until the sink has it (-odi): handoff ÷ msmtp" "$(ratio "$h2i" "$m2")" "<=" 0.25
+	verdict "enqueue: handoff-odq ÷ dma-enqueue (median ms per call)" "$(ratio "$(get fig3-enqueue.stats handoff-odq 3)" "$(get fig3-enqueue.stats dma-enqueue 3)")" "<=" 0.75
 	for c in "${conns[@]}"; do
 		verdict "flush of $MSGS, $c connection(s): handoff msg/s ÷ smtp-source msg/s" "$(ratio "$(flush_s "$c" smtp-source)" "$(flush_s "$c" handoff)")" ">=" 0.5
 	done
 	verdict "$BIG_MB MiB: handoff peak RSS, MiB (max of runs)" "$(awk -v k="$h4_rss" 'BEGIN { printf "%.1f", k / 1024 }')" "<" 32
 	verdict "$BIG_MB MiB: handoff MB/s ÷ smtp-source → smtp-sink (SMTP limit)" "$(ratio "$h4_mbps" "$src_mbps")" ">=" 0.5
 	verdict "$BIG_MB MiB: handoff MB/s ÷ raw TCP copy (link limit)" "$(ratio "$h4_mbps" "$raw_mbps")" ">=" 0.5
-	echo
-	echo "Not measured here: the enqueue target against dma (≤ 0.75× its per-message enqueue time); dma is not"
-	echo "among the peers of this script. Figure 3 gives handoff's enqueue time beside nullmailer's."
 	echo
 	echo "## 1. One \`sendmail -t -i\` call, 2 KB message, plain SMTP"
 	echo
@@ -898,17 +995,21 @@ short_note=
 	echo "queue, interleaved, of **handoff-odq** (\`sendmail -t -i -odq\`, standalone, into an empty queue"
 	echo "on disk; every message fsynced, with its directory, before the call returns) and of"
 	echo "**nullmailer-inject** (\`nullmailer-inject -b -f root@example.com\`, what nullmailer's sendmail -t"
-	echo "runs, which runs nullmailer-queue, which fsyncs too)$( ((TMPFS)) && echo ', and of **handoff-odq-tmpfs** (the same as handoff-odq into a queue on /dev/shm)'); then,"
+	echo "runs, which runs nullmailer-queue, which fsyncs too), of **dma-enqueue** (\`dma -t -i -f root@example.com\`"
+	echo "with DEFER in dma.conf: it only queues, fsyncing the message and its queue file)$( ((TMPFS)) && echo ', and of **handoff-odq-tmpfs** (the same as handoff-odq into a queue on /dev/shm)'); then,"
 	echo "each timed and in an order that changes every time: handoff's \`sendmail -q\` with"
 	echo "\`connections_per_relay = c\` and \`messages_per_connection = $MSGS\` (so that it uses c connections,"
 	echo "as smtp-source does), **nullmailer-send** in one-shot mode (pausetime 0:"
-	echo "it goes through its queue once, one message per connection, and exits), and **smtp-source**"
+	echo "it goes through its queue once, one message per connection, and exits), **dma -q** (\`dma -D -q\`:"
+	echo "it forks one process per queued message, each delivering it over a connection of its own, all at"
+	echo "once; timed until its spool is empty, since it may exit before its last child), and **smtp-source**"
 	echo "\`-s c -m $MSGS -d -F msg-2k.eml\`, Postfix's load generator sending $MSGS copies of the same"
 	echo "message over c connections kept open: what this sink takes over SMTP, with no queue at all."
-	echo "nullmailer is not concurrent: it has no setting for connections, and its rows are the same"
-	echo "program at every c. The time is from the start of the flush to its exit; every flush must"
-	echo "leave its queue empty and the sink must have counted all $MSGS messages. \"connections the"
-	echo "sink saw\" is smtp-sink's count of sessions ended during the flush."
+	echo "nullmailer is not concurrent and dma takes as many connections as it has messages: neither has a"
+	echo "setting for connections, and their rows are the same program at every c. The time is from the"
+	echo "start of the flush to its exit (dma -q: until its spool is empty); every flush must leave its"
+	echo "queue empty and the sink must have counted all $MSGS messages. \"connections the sink saw\" is"
+	echo "smtp-sink's count of sessions ended during the flush."
 	((TMPFS)) && echo "**handoff-tmpfs** (diagnostic, not a target row) flushes the tmpfs queue: what handoff does without the cost of fsync."
 	echo
 	echo "nullmailer runs from a private tree, $nmp: with NULLMAILER_TEST_PREFIX its programs take their"
@@ -916,6 +1017,16 @@ short_note=
 	echo "/var/spool/nullmailer and /usr/lib/nullmailer, so no bind mount and no installed package is needed;"
 	echo "nullmailer-queue, setuid mail in the package, is copied without the setuid bit (nullmailer ignores"
 	echo "the prefix in a setuid program), and everything runs as root."
+	echo
+	echo "dma reads /etc/dma/dma.conf and spools in /var/spool/dma, paths compiled in: it runs in a private"
+	echo "mount namespace (\`unshare -m\`) where $dmp/etc and $dmp/spool are bind-mounted over"
+	echo "them (empty mount points are made on the host if missing, and removed at exit); the enqueue rounds"
+	echo "run all their rows in that namespace alike, and each \`dma -q\` is started through \`unshare\` and \`sh\`"
+	echo "(a few ms on a flush). dma.conf: SMARTHOST 127.0.0.1, PORT $p_plain, NULLCLIENT (every recipient to"
+	echo "the smarthost, no aliases, no local delivery), DEFER, no TLS, no auth. The dma binary keeps the"
+	echo "package's setgid bit (group mail): run as root, dma switches to the user mail and writes its spool"
+	echo "(root:mail, 2770, as in the package) as group mail. Its local-delivery helper dma-mbox-create, setuid"
+	echo "root in the package, is never run here and its copy has the setuid bit dropped."
 	echo
 	echo "Enqueue, all rounds and connection counts together:"
 	echo
@@ -979,7 +1090,7 @@ hist() {
 } >"$work/chart1.dat"
 {
 	printf '""'
-	ftools=(handoff smtp-source nullmailer-send)
+	ftools=(handoff smtp-source nullmailer-send dma-q)
 	((TMPFS)) && ftools+=(handoff-tmpfs)
 	printf ' %s' "${ftools[@]}"
 	echo

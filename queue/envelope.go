@@ -615,20 +615,14 @@ func (e *Envelope) setField(key, v string) error {
 	case "user":
 		e.User = v
 	case "uid":
-		var n int64
-		n, err = parseNumber(v)
-		e.UID = int(n)
+		e.UID, err = parseInt(v)
 	case "gid":
-		var n int64
-		n, err = parseNumber(v)
-		e.GID = int(n)
+		e.GID, err = parseInt(v)
 	case "pid":
-		var n int64
-		n, err = parseNumber(v)
-		if err == nil && n == 0 {
+		e.PID, err = parseInt(v)
+		if err == nil && e.PID == 0 {
 			err = errors.New("0 is not a pid (leave the key out when unknown)")
 		}
-		e.PID = int(n)
 	case "sender":
 		if v == "<>" {
 			v = ""
@@ -653,9 +647,7 @@ func (e *Envelope) setField(key, v string) error {
 	case "size":
 		e.Size, err = parseNumber(v)
 	case "attempts":
-		var n int64
-		n, err = parseNumber(v)
-		e.Attempts = int(n)
+		e.Attempts, err = parseInt(v)
 	case "next-attempt":
 		e.NextAttempt, err = parseTime(v)
 	case "held":
@@ -717,9 +709,7 @@ func parseRcpt(s string) (Recipient, error) {
 		case "notify":
 			r.Notify = strings.Split(v, ",")
 		case "attempts":
-			var n int64
-			n, err = parseNumber(v)
-			r.Attempts = int(n)
+			r.Attempts, err = parseInt(v)
 		case "last-attempt":
 			r.LastAttempt, err = parseTime(v)
 		case "relay":
@@ -732,6 +722,12 @@ func parseRcpt(s string) (Recipient, error) {
 		}
 	}
 	return r, nil
+}
+
+// parseInt is parseNumber for the int fields.
+func parseInt(s string) (int, error) {
+	n, err := parseNumber(s)
+	return int(n), err
 }
 
 // parseNumber parses a decimal number of at most 15 digits, digits only.

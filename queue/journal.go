@@ -55,10 +55,10 @@ func (q *Queue) JournalAttempts(items []*Item, now time.Time, p Policy) (*Journa
 			return nil, fmt.Errorf("queue item %s: %w", it.id, ErrUnlocked)
 		}
 	}
-	dir := filepath.Join(q.Dir, journalDir)
-	if err := q.ensureJournalDir(dir); err != nil {
+	if err := q.ensureJournalDir(); err != nil {
 		return nil, err
 	}
+	dir := filepath.Join(q.Dir, journalDir)
 	next := make([]time.Time, len(items))
 	for i, it := range items {
 		e := *it.Env
@@ -85,27 +85,16 @@ func (q *Queue) JournalAttempts(items []*Item, now time.Time, p Policy) (*Journa
 	return &Journal{q: q, path: filepath.Join(dir, name)}, nil
 }
 
-// ensureJournalDir makes journal/ in a queue made before it existed.
-func (q *Queue) ensureJournalDir(dir string) error {
-	err := os.Mkdir(dir, 0o700)
-	switch {
-	case errors.Is(err, fs.ErrExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("queue: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if q.chown >= 0 {
-		if err := os.Lchown(dir, q.chown, -1); err != nil {
-			return fmt.Errorf("queue: %w", err)
+// ensureJournalDir makes journal/ in a queue made before it existed (it
+// is made when first needed, not at every Open).
+func (q *Queue) ensureJournalDir() error {
+	made, err := q.subdir(journalDir)
+	if err == nil && made {
+		if err = q.ops.syncDir(q.Dir); err != nil {
+			err = fmt.Errorf("queue: %w", err)
 		}
 	}
-	if err := q.ops.syncDir(q.Dir); err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Done deletes the journal: every item of its batch has been saved,

@@ -80,26 +80,11 @@ func Open(dir string) (*Queue, error) {
 	}
 	made := false
 	for _, sub := range []string{envDir, msgDir, corruptDir} {
-		p := filepath.Join(dir, sub)
-		if err := os.Mkdir(p, 0o700); err == nil {
-			made = true
-			if err := os.Chmod(p, 0o700); err != nil {
-				return nil, fmt.Errorf("queue: %w", err)
-			}
-			if q.chown >= 0 {
-				if err := os.Lchown(p, q.chown, -1); err != nil {
-					return nil, fmt.Errorf("queue: %w", err)
-				}
-			}
-		} else if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("queue: %w", err)
+		m, err := q.subdir(sub)
+		if err != nil {
+			return nil, err
 		}
-		if err := unix.Lstat(p, &st); err != nil {
-			return nil, fmt.Errorf("queue: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
-		}
-		if err := checkDir(p, &st, uid); err != nil {
-			return nil, fmt.Errorf("queue: %w", err)
-		}
+		made = made || m
 	}
 	if made {
 		if err := syncDir(dir); err != nil {
@@ -112,6 +97,34 @@ func Open(dir string) (*Queue, error) {
 		}
 	}
 	return q, nil
+}
+
+// subdir makes the queue's subdirectory sub when it is missing (mode
+// 0700, the queue's owner) and checks it; made reports that it was
+// created, and the queue directory then needs an fsync.
+func (q *Queue) subdir(sub string) (made bool, err error) {
+	p := filepath.Join(q.Dir, sub)
+	if err := os.Mkdir(p, 0o700); err == nil {
+		made = true
+		if err := os.Chmod(p, 0o700); err != nil {
+			return made, fmt.Errorf("queue: %w", err)
+		}
+		if q.chown >= 0 {
+			if err := os.Lchown(p, q.chown, -1); err != nil {
+				return made, fmt.Errorf("queue: %w", err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return false, fmt.Errorf("queue: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return made, fmt.Errorf("queue: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+	}
+	if err := checkDir(p, &st, q.uid); err != nil {
+		return made, fmt.Errorf("queue: %w", err)
+	}
+	return made, nil
 }
 
 func checkDir(path string, st *unix.Stat_t, uid int) error {

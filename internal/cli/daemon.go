@@ -247,13 +247,17 @@ func (d *daemon) closeIdle(idle time.Duration) {
 		return
 	}
 	before := d.env.Now().Add(-idle)
+	var idleWorkers []*job // taken from the pool, so none is used meanwhile
 	for range cap(d.pool) {
 		select {
 		case w := <-d.pool:
-			w.conns.closeIdle(context.Background(), before)
-			defer func() { d.pool <- w }()
+			idleWorkers = append(idleWorkers, w)
 		default:
 		}
+	}
+	for _, w := range idleWorkers {
+		w.conns.closeIdle(context.Background(), before)
+		d.pool <- w
 	}
 }
 
@@ -505,12 +509,18 @@ func (s *submission) DeliverLMTP(env smtpin.Envelope, data io.Reader) []smtpin.R
 
 // attemptID delivers a queued item on a worker, if no one else has it.
 func (d *daemon) attemptID(ctx context.Context, id string) {
-	w := <-d.pool
-	defer func() { d.pool <- w }()
 	it, err := d.q.Lock(id)
 	if err != nil {
 		return // a queue run has it, or it is gone
 	}
+	d.attemptLocked(ctx, it)
+}
+
+// attemptLocked delivers a locked item now, whatever its schedule, on a
+// worker (waiting for one), and unlocks it.
+func (d *daemon) attemptLocked(ctx context.Context, it *queue.Item) {
+	w := <-d.pool
+	defer func() { d.pool <- w }()
 	w.attempt(ctx, d.q, it, true)
 }
 
@@ -626,17 +636,8 @@ func (s *submission) itemCommand(op, id string) smtpin.Reply {
 	d.base.logNote(id, fmt.Sprintf("uid=%d user=%s: queue %s", s.peer.uid, s.peer.login, strings.ToLower(op)))
 	switch op {
 	case "SHOW":
-		defer it.Unlock()
-		data, err := it.Env.Marshal()
-		if err == nil {
-			var body io.ReadSeekCloser
-			if body, err = it.Body(); err == nil {
-				var header []byte
-				if header, err = queue.ReadHeader(body, 0); err == nil {
-					data = append(append(data, '\n'), header...)
-				}
-			}
-		}
+		data, err := itemText(it)
+		it.Unlock()
 		if err != nil {
 			return smtpin.Reply{Code: 451, Text: "4.3.0 " + oneLine(err.Error())}
 		}
@@ -664,11 +665,9 @@ func (s *submission) itemCommand(op, id string) smtpin.Reply {
 		it.Unlock()
 		return smtpin.Reply{Code: 450, Text: "4.3.0 " + id + ": on hold (release it first)"}
 	}
-	w := <-d.pool
 	d.inflight.Add(1)
-	w.attempt(s.ctx, d.q, it, true)
+	d.attemptLocked(s.ctx, it)
 	d.inflight.Add(-1)
-	d.pool <- w
 	return smtpin.Reply{Code: 250, Text: "2.0.0 " + id + ": attempted"}
 }
 

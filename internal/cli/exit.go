@@ -146,3 +146,21 @@ func oauth2Exit(err error) int {
 	}
 	return exUnavailable
 }
+
+// relayOptionsExit classifies a failure to get a relay's options and
+// secret (config.RelayOptionsContext): temporary when a token endpoint
+// is down or unreachable, or when the secret is not readable by this
+// user (the system-mode daemon, which can, may be back); otherwise a
+// configuration error.
+func relayOptionsExit(err error) int {
+	var (
+		oe  *oauth.Error
+		ue  *url.Error
+		ope *net.OpError
+	)
+	switch {
+	case errors.As(err, &oe) && oe.Temporary(), errors.As(err, &ue), errors.As(err, &ope), errors.Is(err, fs.ErrPermission):
+		return exTempFail
+	}
+	return exConfig
+}

@@ -6,14 +6,12 @@ package cli
 // the relay secrets nor write access to the queue.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -71,21 +69,11 @@ func (j *job) submitDaemon(msg *message.Message, rcpts []string) *submitted {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*daemonTimeout)
 	defer cancel()
-	opts := relay.Options{
-		Address:   j.cfg.Daemon.Socket,
-		Network:   "unix",
-		LMTP:      true,
-		LocalName: "localhost",
-		Timeouts: relay.Timeouts{
-			Connect: daemonTimeout, Greeting: daemonTimeout, Hello: daemonTimeout,
-			Mail: daemonTimeout, Rcpt: daemonTimeout, DataInit: daemonTimeout,
-			DataBlock: daemonTimeout, DataDone: 10 * daemonTimeout, Quit: daemonTimeout,
-		},
-	}
-	if j.inv.Verbose > 0 {
-		opts.Debug = j.env.Stderr
-	}
-	c, err := relay.Dial(ctx, opts)
+	c, err := j.dialDaemon(ctx, relay.Timeouts{
+		Connect: daemonTimeout, Greeting: daemonTimeout, Hello: daemonTimeout,
+		Mail: daemonTimeout, Rcpt: daemonTimeout, DataInit: daemonTimeout,
+		DataBlock: daemonTimeout, DataDone: 10 * daemonTimeout, Quit: daemonTimeout,
+	})
 	if err != nil {
 		if isAbsent(err) {
 			// A socket file with nobody behind it: standalone.
@@ -166,9 +154,30 @@ func (j *job) daemonFailed(rcpts []string, err error) *submitted {
 
 // isAbsent reports whether a dial failed because nothing listens.
 func isAbsent(err error) bool {
-	var oe *net.OpError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) ||
-		(errors.As(err, &oe) && oe.Op == "dial" && errors.Is(oe.Err, syscall.ENOENT))
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist)
+}
+
+// dialDaemon connects to the daemon's socket (LMTP), with -v showing
+// the dialogue.
+func (j *job) dialDaemon(ctx context.Context, t relay.Timeouts) (*relay.Client, error) {
+	opts := relay.Options{Address: j.cfg.Daemon.Socket, Network: "unix", LMTP: true, LocalName: "localhost", Timeouts: t}
+	if j.inv.Verbose > 0 {
+		opts.Debug = j.env.Stderr
+	}
+	return relay.Dial(ctx, opts)
+}
+
+// replyData decodes what the daemon sends in base64 lines between the
+// first line of a reply and its last (see base64Lines).
+func replyData(r *relay.Reply) ([]byte, error) {
+	if len(r.Lines) < 2 {
+		return nil, errors.New("no data in the reply")
+	}
+	var enc strings.Builder
+	for _, l := range r.Lines[1 : len(r.Lines)-1] {
+		enc.WriteString(strings.TrimPrefix(l, "2.0.0 "))
+	}
+	return base64.StdEncoding.DecodeString(enc.String())
 }
 
 // listViaDaemon asks the daemon for the caller's queue items (XQUEUE
@@ -176,7 +185,7 @@ func isAbsent(err error) bool {
 func (j *job) listViaDaemon() ([]queue.Summary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*daemonTimeout)
 	defer cancel()
-	c, err := relay.Dial(ctx, relay.Options{Address: j.cfg.Daemon.Socket, Network: "unix", LMTP: true, LocalName: "localhost"})
+	c, err := j.dialDaemon(ctx, relay.Timeouts{})
 	if err != nil {
 		return nil, fmt.Errorf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
 	}
@@ -188,14 +197,10 @@ func (j *job) listViaDaemon() ([]queue.Summary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
 		}
-		if r.Code != 250 || len(r.Lines) < 2 {
+		if r.Code != 250 {
 			return nil, fmt.Errorf("the handoff daemon at %s refused the listing: %s", j.cfg.Daemon.Socket, r)
 		}
-		var enc strings.Builder
-		for _, l := range r.Lines[1 : len(r.Lines)-1] {
-			enc.WriteString(strings.TrimPrefix(l, "2.0.0 "))
-		}
-		data, err := base64.StdEncoding.DecodeString(enc.String())
+		data, err := replyData(r)
 		var page []queue.Summary
 		if err == nil {
 			err = json.Unmarshal(data, &page)
@@ -238,8 +243,7 @@ func (j *job) queueViaDaemon(cmd string, ids []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	c, err := relay.Dial(ctx, relay.Options{Address: j.cfg.Daemon.Socket, Network: "unix", LMTP: true, LocalName: "localhost",
-		Timeouts: relay.Timeouts{Command: 20 * time.Minute}})
+	c, err := j.dialDaemon(ctx, relay.Timeouts{Command: 20 * time.Minute})
 	if err != nil {
 		j.warnf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
 		return exTempFail
@@ -260,22 +264,13 @@ func (j *job) queueViaDaemon(cmd string, ids []string) int {
 		text := strings.Join(r.Lines, "\n")
 		switch {
 		case r.Code == 250 && cmd == "show":
-			if len(r.Lines) < 2 {
-				j.warnf("%s: the daemon sent no item", id)
-				code = worse(code, exProtocol)
-				continue
-			}
-			var enc strings.Builder
-			for _, l := range r.Lines[1 : len(r.Lines)-1] {
-				enc.WriteString(strings.TrimPrefix(l, "2.0.0 "))
-			}
-			data, err := base64.StdEncoding.DecodeString(enc.String())
+			data, err := replyData(r)
 			if err != nil {
 				j.warnf("%s: the daemon's answer does not decode: %v", id, err)
 				code = worse(code, exProtocol)
 				continue
 			}
-			j.env.Stdout.Write(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")))
+			j.env.Stdout.Write(data)
 		case r.Code == 250:
 			if cmd != "flush" {
 				fmt.Fprintf(j.env.Stdout, "%s\n", strings.TrimPrefix(text, r.Enhanced.String()+" "))

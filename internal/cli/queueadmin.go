@@ -127,20 +127,10 @@ func queueCmd(args []string, env *Env) int {
 		return j.runQueue(ctx, q, []queue.Filter{{}}, ids, true)
 	case "show":
 		return j.eachItem(q, ids, func(it *queue.Item) error {
-			data, err := it.Env.Marshal()
+			data, err := itemText(it)
 			if err != nil {
 				return err
 			}
-			body, err := it.Body()
-			if err != nil {
-				return err
-			}
-			header, err := queue.ReadHeader(body, 0)
-			if err != nil {
-				return err
-			}
-			data = append(data, '\n')
-			data = append(data, bytes.ReplaceAll(header, []byte("\r\n"), []byte("\n"))...)
 			_, err = env.Stdout.Write(data)
 			return err
 		})
@@ -167,6 +157,26 @@ func queueCmd(args []string, env *Env) int {
 			return nil
 		})
 	}
+}
+
+// itemText is what "handoff queue show" prints of a locked item: its
+// envelope file, an empty line, and the header of its message, with LF
+// line endings.
+func itemText(it *queue.Item) ([]byte, error) {
+	data, err := it.Env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	body, err := it.Body()
+	if err != nil {
+		return nil, err
+	}
+	header, err := queue.ReadHeader(body, 0)
+	if err != nil {
+		return nil, err
+	}
+	data = append(data, '\n')
+	return append(data, bytes.ReplaceAll(header, []byte("\r\n"), []byte("\n"))...), nil
 }
 
 // eachItem locks each item of ids that the caller may manage, runs fn on

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/url"
 	"strings"
 
 	"github.com/handoff-mta/handoff/config"
 	"github.com/handoff-mta/handoff/internal/mbox"
-	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/internal/sendopt"
 	"github.com/handoff-mta/handoff/message"
 	"github.com/handoff-mta/handoff/queue"
@@ -355,21 +352,14 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		return out
 	}
 	opts, cred, err := j.cfg.RelayOptionsContext(ctx, rl)
-	var (
-		oe  *oauth.Error
-		ue  *url.Error
-		ope *net.OpError
-	)
-	switch {
-	case errors.As(err, &oe) && oe.Temporary(), errors.As(err, &ue), errors.As(err, &ope):
-		// The token endpoint is down or unreachable: try later.
-		return fail(errorf(exTempFail, err.Error()))
-	case errors.Is(err, fs.ErrPermission):
-		// A user of a system-mode host, without the daemon: the
-		// secrets are the daemon's. Temporary: the daemon may be back.
-		return fail(errorf(exTempFail, fmt.Sprintf("%v: user %s may not read the relay's secret; on this host the handoff daemon sends mail: start handoff.socket (systemctl start handoff.socket)", err, j.login)))
-	case err != nil:
-		return fail(errorf(exConfig, err.Error()))
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrPermission) {
+			// A user of a system-mode host, without the daemon: the
+			// secrets are the daemon's.
+			msg = fmt.Sprintf("%v: user %s may not read the relay's secret; on this host the handoff daemon sends mail: start handoff.socket (systemctl start handoff.socket)", err, j.login)
+		}
+		return fail(errorf(relayOptionsExit(err), msg))
 	}
 	opts.Auth = cred
 	server = opts.Address

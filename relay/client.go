@@ -151,7 +151,10 @@ func (c *Client) dial(ctx context.Context, netw, addr string) (net.Conn, error) 
 	if c.opts.Dialer != nil {
 		return c.opts.Dialer(ctx, netw, addr)
 	}
-	d := net.Dialer{}
+	// No TCP keepalive: a session is short, and a silent server is found
+	// by the command timeouts; keepalive would only add five system calls
+	// to every connection.
+	d := net.Dialer{KeepAlive: -1}
 	if c.opts.SourceAddr != "" {
 		la, err := sourceAddr(netw, c.opts.SourceAddr)
 		if err != nil {
@@ -873,6 +876,21 @@ func (c *Client) Quit(ctx context.Context) error {
 		return nil
 	}
 	return &Error{Reply: *r, Command: "QUIT", Server: c.server, kind: ErrResponse}
+}
+
+// Hangup sends QUIT and closes the connection at once, without waiting
+// for the 221: the reply carries nothing a client needs once the last
+// transaction is answered, and waiting costs a round trip (Postfix's
+// smtp_skip_quit_response does the same). Errors are not reported; a
+// broken connection is just closed.
+func (c *Client) Hangup(ctx context.Context) {
+	if c.broken == nil && c.conn != nil {
+		disarm := c.arm(ctx, c.to.Quit)
+		c.writeLine("QUIT", "")
+		c.bw.Flush()
+		disarm()
+	}
+	c.closeConn()
 }
 
 // --- transcript --------------------------------------------------------

@@ -869,3 +869,37 @@ func TestMailExtraRefused(t *testing.T) {
 		t.Errorf("wire %q, want %q", got, want)
 	}
 }
+
+// Hangup sends QUIT and closes without waiting for the 221: a server
+// that answers QUIT only after two seconds does not hold the client up,
+// and sees QUIT then end of file.
+func TestHangupDoesNotWaitForQuitReply(t *testing.T) {
+	eof := make(chan bool, 1)
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO() {
+			return
+		}
+		s.expect("QUIT")
+		time.Sleep(2 * time.Second)
+		s.send("221 2.0.0 bye")
+		_, err := s.br.ReadByte()
+		eof <- err != nil
+	})
+	c := dialFake(t, f, plainOpts(f))
+	start := time.Now()
+	c.Hangup(bg)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Hangup took %v: it waited for the reply", d)
+	}
+	if _, err := c.Noop(bg); !errors.Is(err, ErrServerDisconnected) {
+		t.Errorf("after Hangup, NOOP: %v, want ErrServerDisconnected", err)
+	}
+	f.wait()
+	if !<-eof {
+		t.Error("the server could still read after QUIT")
+	}
+	if got, want := f.received(), "EHLO client.test\r\nQUIT\r\n"; got != want {
+		t.Errorf("wire %q, want %q", got, want)
+	}
+	c.Hangup(bg) // a second Hangup is harmless
+}

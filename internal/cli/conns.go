@@ -53,7 +53,7 @@ func (cc *connCache) get(ctx context.Context, name string, opts relay.Options) (
 // has carried its share of messages.
 func (cc *connCache) put(ctx context.Context, name string, c *relay.Client, sendErr error) {
 	if cc == nil || errors.Is(sendErr, relay.ErrServerDisconnected) {
-		c.Quit(ctx)
+		c.Hangup(ctx)
 		return
 	}
 	e := cc.conns[name]
@@ -65,7 +65,7 @@ func (cc *connCache) put(ctx context.Context, name string, c *relay.Client, send
 	e.last = time.Now()
 	if e.used >= cc.max {
 		delete(cc.conns, name)
-		c.Quit(ctx)
+		c.Hangup(ctx)
 	}
 }
 
@@ -77,7 +77,7 @@ func (cc *connCache) closeIdle(ctx context.Context, before time.Time) {
 	}
 	for name, e := range cc.conns {
 		if e.last.Before(before) {
-			e.c.Quit(ctx)
+			e.c.Hangup(ctx)
 			delete(cc.conns, name)
 		}
 	}
@@ -89,7 +89,7 @@ func (cc *connCache) closeAll(ctx context.Context) {
 		return
 	}
 	for name, e := range cc.conns {
-		e.c.Quit(ctx)
+		e.c.Hangup(ctx)
 		delete(cc.conns, name)
 	}
 }

@@ -81,7 +81,7 @@ func (j *job) submitDaemon(msg *message.Message, rcpts []string) *submitted {
 		}
 		return j.daemonFailed(rcpts, fmt.Errorf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err))
 	}
-	defer c.Quit(ctx)
+	defer c.Hangup(ctx)
 	r, err := msg.Reader()
 	if err != nil {
 		return &submitted{qerr: err}
@@ -189,7 +189,7 @@ func (j *job) listViaDaemon() ([]queue.Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
 	}
-	defer c.Quit(ctx)
+	defer c.Hangup(ctx)
 	items := []queue.Summary{}
 	after := ""
 	for {
@@ -248,7 +248,7 @@ func (j *job) queueViaDaemon(cmd string, ids []string) int {
 		j.warnf("the handoff daemon at %s: %v", j.cfg.Daemon.Socket, err)
 		return exTempFail
 	}
-	defer c.Quit(ctx)
+	defer c.Hangup(ctx)
 	code := exOK
 	for _, id := range ids {
 		if !queue.ValidID(id) {

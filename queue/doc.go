@@ -98,12 +98,12 @@
 // writeback of all started at once, then each fsynced, renamed, and one
 // fsync of env/ for all the renames), and a Remover removes delivered
 // items in Remove's order with one fsync of env/ for all the envelopes
-// deleted while the previous one ran (group commit), in the background.
-// A killed runner leaves the states it left before (see below). A crash
-// of the machine (power loss, a kernel panic) can undo one thing more:
-// the removals of items delivered less than one fsync of env/ before
-// it; those items come back and are delivered again (at least once,
-// never lost). (The attempts of a batch whose fsync of env/ did not
+// deleted since the previous one (group commit, at most one every 20 ms),
+// in the background. A killed runner leaves the states it left before
+// (see below). A crash of the machine (power loss, a kernel panic) can
+// undo one thing more: the removals of items delivered less than 20 ms
+// and one fsync of env/ before it; those items come back and are
+// delivered again (at least once, never lost). (The attempts of a batch whose fsync of env/ did not
 // happen may be lost too, as one item's could: none of them was sent.)
 //
 // # Recovery rules

@@ -610,13 +610,38 @@ func (it *Item) dropEnvelope() error {
 // durable; then the message files are deleted. Every item is unlocked.
 // When the fsync fails the message files stay (orphans, reaped in time;
 // the items may come back after a crash) and the error is returned.
+//
+// The message files are deleted and closed by up to removalWorkers
+// goroutines at once: the last close of a deleted file frees its blocks,
+// which on a file system mounted with discard waits for the device (a
+// TRIM per file), and such waits overlap.
 func (q *Queue) finishRemovals(items []*Item) error {
 	err := q.ops.syncDir(filepath.Join(q.Dir, envDir))
-	for _, it := range items {
+	finish := func(it *Item) {
 		if err == nil {
 			os.Remove(q.msgPath(it.id))
 		}
 		it.Unlock()
+	}
+	if n := min(len(items), removalWorkers); n > 1 {
+		var wg sync.WaitGroup
+		next := make(chan *Item)
+		for range n {
+			wg.Go(func() {
+				for it := range next {
+					finish(it)
+				}
+			})
+		}
+		for _, it := range items {
+			next <- it
+		}
+		close(next)
+		wg.Wait()
+	} else {
+		for _, it := range items {
+			finish(it)
+		}
 	}
 	if err != nil {
 		if len(items) == 1 {
@@ -634,35 +659,44 @@ func (q *Queue) finishRemovals(items []*Item) error {
 // goroutine fsyncs env/ once for every envelope deleted since its
 // previous fsync began, then deletes their message files and unlocks
 // them (closing the files frees them: work too), while the runner goes
-// on delivering. When removals pile up faster than that, more goroutines
-// join, up to maxRemovers. Close waits for all of it.
+// on delivering. Its fsyncs start at most once every removalWindow (or
+// sooner when removalBatch removals wait, or when Close is called): on
+// a disk, back-to-back fsyncs of env/ would keep the device flushing and
+// hold up every other fsync of the run.
 //
 // What this changes is only what a crash of the machine (power loss, a
-// kernel panic) can do: an item removed less than one fsync of env/
-// before it may come back and be delivered again (at least once, never
-// lost). Killing the process changes nothing: a deleted envelope is
-// gone for every process at once, and a message file left behind is an
-// orphan, reaped.
+// kernel panic) can do: an item removed less than removalWindow plus
+// one fsync of env/ before it may come back and be delivered again (at
+// least once, never lost). Killing the process changes nothing: a
+// deleted envelope is gone for every process at once, and a message
+// file left behind is an orphan, reaped.
 //
 // A Remover is safe for concurrent use by the workers of one run.
 type Remover struct {
 	q       *Queue
 	mu      sync.Mutex
 	pending []*Item // envelopes deleted, waiting for an fsync of env/
-	running int     // goroutines at work
+	running bool    // the goroutine is at work
+	last    time.Time
+	kick    chan struct{} // pending reached removalBatch, or Close
+	closing bool
 	done    sync.WaitGroup
 	err     error // the first failure of the fsyncs
 }
 
-// A Remover runs one goroutine, and up to maxRemovers when removalBacklog
-// removals are waiting.
+// removalWindow is the least time between the starts of two fsyncs of
+// env/ by a Remover; removalBatch removals waiting start one at once.
 const (
-	maxRemovers    = 4
-	removalBacklog = 8
+	removalWindow = 20 * time.Millisecond
+	removalBatch  = 128
 )
 
+// removalWorkers is how many goroutines of finishRemovals delete message
+// files at once.
+const removalWorkers = 8
+
 // NewRemover returns a Remover for q.
-func (q *Queue) NewRemover() *Remover { return &Remover{q: q} }
+func (q *Queue) NewRemover() *Remover { return &Remover{q: q, kick: make(chan struct{}, 1)} }
 
 // Remove removes the item, durably by the time Close returns. The Item
 // belongs to the Remover afterwards (it unlocks it). An error is for
@@ -674,12 +708,23 @@ func (r *Remover) Remove(it *Item) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending = append(r.pending, it)
-	if r.running == 0 || r.running < maxRemovers && len(r.pending) >= removalBacklog {
-		r.running++
+	if !r.running {
+		r.running = true
 		r.done.Add(1)
 		go r.run()
 	}
+	if len(r.pending) >= removalBatch {
+		r.poke()
+	}
 	return nil
+}
+
+// poke wakes the goroutine from its wait; r.mu is held.
+func (r *Remover) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // run finishes the pending removals, a group at a time, until none is
@@ -688,13 +733,28 @@ func (r *Remover) run() {
 	defer r.done.Done()
 	for {
 		r.mu.Lock()
+		wait := removalWindow - time.Since(r.last)
+		if r.closing || len(r.pending) >= removalBatch {
+			wait = 0
+		}
+		r.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-r.kick:
+			}
+			t.Stop()
+		}
+		r.mu.Lock()
 		batch := r.pending
 		r.pending = nil
 		if len(batch) == 0 {
-			r.running--
+			r.running = false
 			r.mu.Unlock()
 			return
 		}
+		r.last = time.Now()
 		r.mu.Unlock()
 		// Every envelope of batch was deleted before this fsync begins.
 		if err := r.q.finishRemovals(batch); err != nil {
@@ -712,6 +772,10 @@ func (r *Remover) run() {
 // come back after a crash, and be delivered again). Remove must not be
 // called during or after Close.
 func (r *Remover) Close() error {
+	r.mu.Lock()
+	r.closing = true
+	r.poke()
+	r.mu.Unlock()
 	r.done.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()

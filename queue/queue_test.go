@@ -1036,6 +1036,40 @@ func TestRemover(t *testing.T) {
 	}
 }
 
+// TestRemoverWindow: removals that trickle in (one a millisecond) share
+// fsyncs of env/, at most one per removalWindow, and Close does not wait
+// for the window to end: what is pending is made durable at once.
+func TestRemoverWindow(t *testing.T) {
+	q := newQueue(t)
+	items := lockAll(t, q, 60)
+	fl := &faults{}
+	q.ops = fl.ops()
+	rm := q.NewRemover()
+	start := time.Now()
+	for _, it := range items {
+		if err := rm.Remove(it); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closing := time.Now()
+	if err := rm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(closing); d > removalWindow*3/4 {
+		t.Errorf("Close took %v: it waited for the window", d)
+	}
+	elapsed := time.Since(start)
+	n := fl.counts["syncDir"]
+	if most := int(elapsed/removalWindow) + 2; n < 1 || n > most {
+		t.Errorf("%d fsyncs of env/ for 60 removals over %v; want at most %d", n, elapsed, most)
+	}
+	t.Logf("%d fsyncs of env/ for 60 removals over %v", n, elapsed)
+	if got := files(t, q.Dir); len(got) != 0 {
+		t.Errorf("files left: %q", got)
+	}
+}
+
 // TestRemoverFailure: when the fsync of env/ fails, Close says so, and
 // the message files stay (orphans, reaped in time) while the removal of
 // their envelopes is not known durable.

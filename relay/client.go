@@ -310,6 +310,11 @@ func (c *Client) closeConn() {
 	}
 }
 
+// Closed reports whether the connection is closed: by Close, Quit or
+// Hangup, by the server (a 421, end of file), or after an I/O error.
+// A closed Client fails every command.
+func (c *Client) Closed() bool { return c.broken != nil }
+
 // Close closes the connection without QUIT. It is idempotent.
 func (c *Client) Close() error {
 	if c.conn == nil {

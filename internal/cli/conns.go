@@ -32,27 +32,69 @@ func newConnCache(max int) *connCache {
 	return &connCache{max: max, conns: map[string]*cachedConn{}}
 }
 
-// get returns a connection to the named relay: the cached one when it
-// answers RSET, else a new one.
-func (cc *connCache) get(ctx context.Context, name string, opts relay.Options) (*relay.Client, error) {
+// get returns a connection to the named relay: the cached one, or a new
+// one. A cached connection used less than freshConn ago is handed out
+// as it is (a queue run's next message follows the last one's 250 at
+// once, and a probe would cost a round trip per message); an older one
+// must answer RSET first. unprobed says a cached connection came
+// without the probe: if it turns out to be gone before the message went
+// out, the caller tries once more on a new one (redial).
+func (cc *connCache) get(ctx context.Context, name string, opts relay.Options) (c *relay.Client, unprobed bool, err error) {
 	if cc != nil {
 		if e := cc.conns[name]; e != nil {
 			delete(cc.conns, name)
+			if time.Since(e.last) < freshConn {
+				cc.conns[name] = e
+				return e.c, true, nil
+			}
 			if _, err := e.c.Reset(ctx); err == nil {
 				cc.conns[name] = e
-				return e.c, nil
+				return e.c, false, nil
 			}
 			e.c.Close()
 		}
 	}
+	c, err = relay.Dial(ctx, opts)
+	return c, false, err
+}
+
+// redial replaces a cached connection that was gone: the cache forgets
+// it, and a new one is dialled.
+func (cc *connCache) redial(ctx context.Context, name string, old *relay.Client, opts relay.Options) (*relay.Client, error) {
+	old.Close()
+	if cc != nil {
+		if e := cc.conns[name]; e != nil && e.c == old {
+			delete(cc.conns, name)
+		}
+	}
 	return relay.Dial(ctx, opts)
+}
+
+// freshConn is how recently a cached connection must have been used to
+// be reused without an RSET to probe it.
+const freshConn = time.Second
+
+// goneBeforeSending reports whether a SendMail on a connection taken
+// from the cache failed because the server had closed it before it
+// took anything of the message: the MAIL command met end of file or a
+// 421 (RFC 5321 §3.8), so no recipient was accepted and no data sent.
+// The message can then go over a new connection at once.
+func goneBeforeSending(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, relay.ErrOutcomeUnknown):
+		return false
+	case errors.Is(err, relay.ErrSenderRefused):
+		r := relay.ReplyOf(err)
+		return r != nil && r.Code == 421
+	}
+	return errors.Is(err, relay.ErrServerDisconnected) && relay.ReplyOf(err) == nil
 }
 
 // put hands a connection back after a message: it stays open for the
 // next message unless the connection failed, there is no cache, or it
 // has carried its share of messages.
 func (cc *connCache) put(ctx context.Context, name string, c *relay.Client, sendErr error) {
-	if cc == nil || errors.Is(sendErr, relay.ErrServerDisconnected) {
+	if cc == nil || c.Closed() || errors.Is(sendErr, relay.ErrServerDisconnected) {
 		c.Hangup(ctx)
 		return
 	}

@@ -534,7 +534,14 @@ func (s *sink) serve(c net.Conn) {
 				}
 			}
 			inData = false
-			send(s.reply("<end of data>", "250 2.0.0 Ok: queued as SINK1"))
+			r = s.reply("<end of data>", "250 2.0.0 Ok: queued as SINK1")
+			if r, ok := strings.CutSuffix(r, "\n<close>"); ok {
+				// The server takes one message per connection.
+				send(r)
+				bw.Flush()
+				return
+			}
+			send(r)
 		case "QUIT":
 			send(s.reply(l, "221 2.0.0 bye"))
 			bw.Flush()

@@ -573,16 +573,48 @@ func TestQueueRunSharesConnection(t *testing.T) {
 	if n := strings.Count(wire, "MAIL FROM:"); n != 5 {
 		t.Errorf("%d messages sent, want 5", n)
 	}
-	// 5 messages at 3 per connection: two connections, RSET before the
-	// second and third message of the first and the second of the next.
+	// 5 messages at 3 per connection: two connections, and no RSET
+	// between messages: a connection used a moment ago needs no probe.
 	if n := strings.Count(wire, "EHLO "); n != 2 {
 		t.Errorf("%d connections, want 2:\n%s", n, wire)
 	}
-	if n := strings.Count(wire, "RSET\r\n"); n != 3 {
-		t.Errorf("%d RSETs, want 3", n)
+	if n := strings.Count(wire, "RSET\r\n"); n != 0 {
+		t.Errorf("%d RSETs, want 0", n)
 	}
 	if n := strings.Count(wire, "QUIT\r\n"); n != 2 {
 		t.Errorf("%d QUITs, want 2", n)
+	}
+}
+
+// A server that closes the connection after each message: the run
+// finds the cached connection gone when it sends the next MAIL, and
+// sends that message over a new connection at once; nothing is left
+// queued, nothing is sent twice.
+func TestQueueRunServerClosesAfterEachMessage(t *testing.T) {
+	s := newQueueSite(t, `<end of data> => 250 2.0.0 Ok\n<close>`, "messages_per_connection = 100\nconnections_per_relay = 1\n")
+	for i := 0; i < 4; i++ {
+		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+	}
+	if code := s.run("", "sendmail", "-q", "-v"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("queue not empty: %+v", items)
+	}
+	s.sink.close()
+	wire := s.sink.received()
+	for i := 0; i < 4; i++ {
+		if n := strings.Count(wire, fmt.Sprintf("Subject: %d\r\n", i)); n != 1 {
+			t.Errorf("message %d sent %d times", i, n)
+		}
+	}
+	if n := strings.Count(wire, "EHLO "); n != 4 {
+		t.Errorf("%d connections, want 4:\n%s", n, wire)
+	}
+	if n := strings.Count(s.lastStderr, "connecting again"); n != 3 {
+		t.Errorf("%d redials reported, want 3:\n%s", n, s.lastStderr)
 	}
 }
 

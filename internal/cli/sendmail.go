@@ -369,18 +369,17 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	if err := j.auth.blocked(rl.Name); err != nil {
 		return fail(err)
 	}
-	c, err := j.auth.connect(ctx, j, rl.Name, func() (*relay.Client, error) { return j.conns.get(ctx, rl.Name, opts) })
+	var unprobed bool
+	c, err := j.auth.connect(ctx, j, rl.Name, func() (c *relay.Client, err error) {
+		c, unprobed, err = j.conns.get(ctx, rl.Name, opts)
+		return c, err
+	})
 	if err != nil {
 		return fail(err)
 	}
 	server, tls = c.Server(), c.TLS()
 	var sendErr error
 	defer func() { j.conns.put(ctx, rl.Name, c, sendErr) }()
-	r, err := d.open()
-	if err != nil {
-		return fail(errorf(exIOErr, err.Error()))
-	}
-	defer closeReader(r)
 	so := &relay.SendOptions{Mail: relay.MailOptions{Size: d.size, UTF8: d.smtpUTF8}}
 	// BODY follows the content, not -B: cron always says -B8BITMIME, and
 	// an ASCII message must not fail at a relay without 8BITMIME.
@@ -396,7 +395,22 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(n))
 	}
 	so.OriginalRecipients = d.orcpt
-	res, err := c.SendMail(ctx, d.sender, rcpts, r, so)
+	res, err := j.sendOnce(ctx, c, d, rcpts, so)
+	if unprobed && goneBeforeSending(err) {
+		// The cached connection had been closed by the server: the
+		// message goes over a new one.
+		j.verbosef("%s: the connection was closed (%v); connecting again", rl.Name, err)
+		var nc *relay.Client
+		nc, err = j.auth.connect(ctx, j, rl.Name, func() (*relay.Client, error) { return j.conns.redial(ctx, rl.Name, c, opts) })
+		if err != nil {
+			// c is the old connection, closed: put drops it.
+			sendErr = err
+			return fail(err)
+		}
+		c = nc
+		server, tls = c.Server(), c.TLS()
+		res, err = j.sendOnce(ctx, c, d, rcpts, so)
+	}
 	sendErr = err
 	if res == nil {
 		return fail(err)
@@ -409,6 +423,16 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		}
 	}
 	return out
+}
+
+// sendOnce sends the message of d over c.
+func (j *job) sendOnce(ctx context.Context, c *relay.Client, d *delivery, rcpts []string, so *relay.SendOptions) (*relay.Result, error) {
+	r, err := d.open()
+	if err != nil {
+		return nil, errorf(exIOErr, err.Error())
+	}
+	defer closeReader(r)
+	return c.SendMail(ctx, d.sender, rcpts, r, so)
 }
 
 // mboxDir is the mailbox directory of an mbox: relay: its own, or the

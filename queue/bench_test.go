@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +109,30 @@ func BenchmarkRunnerBatch(b *testing.B) {
 			b.ReportMetric(float64((time.Since(start)-setup).Nanoseconds())/float64(items), "ns/item")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// BenchmarkStartOfRun is what a queue run does before its first
+// delivery, on a queue of 1000 items: reap orphans, then list what is
+// due (every envelope read).
+func BenchmarkStartOfRun(b *testing.B) {
+	q := newQueue(b)
+	q.ops = &fileOps{}
+	*q.ops = defaultOps
+	q.ops.sync = func(*os.File) error { return nil } // filling the queue fast
+	q.ops.syncDir = func(string) error { return nil }
+	for range 1000 {
+		enqueue(b, q, testEnvelope())
+	}
+	q.ops = &defaultOps
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := q.ReapOrphans(time.Now(), OrphanGrace); err != nil {
+			b.Fatal(err)
+		}
+		ids, err := q.Due(time.Now().Add(time.Hour), Filter{})
+		if err != nil || len(ids) != 1000 {
+			b.Fatalf("%d due, %v", len(ids), err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -891,12 +892,32 @@ func (q *Queue) List(f Filter) ([]Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	names = slices.DeleteFunc(names, func(id string) bool { return !ValidID(id) })
+	// The envelopes are read by a few goroutines at once: a queue run
+	// lists the queue before its first delivery, so this is time nothing
+	// else happens in.
+	type read struct {
+		env *Envelope
+		err error
+	}
+	reads := make([]read, len(names))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(listReaders, (len(names)+63)/64) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) {
+					return
+				}
+				reads[i].env, reads[i].err = q.readEnvelope(names[i])
+			}
+		})
+	}
+	wg.Wait()
 	var out []Summary
-	for _, id := range names {
-		if !ValidID(id) {
-			continue
-		}
-		env, err := q.readEnvelope(id)
+	for i, id := range names {
+		env, err := reads[i].env, reads[i].err
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed meanwhile
 		}
@@ -913,6 +934,9 @@ func (q *Queue) List(f Filter) ([]Summary, error) {
 	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
+
+// listReaders is how many goroutines of List read envelopes at once.
+const listReaders = 4
 
 // Due returns the ids of the items f selects that have work to do at now,
 // oldest first: not held, and NextAttempt not after now, or done (to be
@@ -958,17 +982,32 @@ func (q *Queue) ReapOrphans(now time.Time, grace time.Duration) (int, error) {
 			firstErr = err
 		}
 	}
+	// The envelopes' names, read once: a message file with an envelope is
+	// not an orphan, and asking the file system for each would cost a
+	// system call per item at the start of every run. (One created after
+	// this listing is checked again below, before anything is removed.)
+	envNames, err := readDirNames(filepath.Join(q.Dir, envDir))
+	if err != nil {
+		note(err)
+	}
+	hasEnv := make(map[string]bool, len(envNames))
+	for _, name := range envNames {
+		hasEnv[name] = true
+	}
 	for _, sub := range []string{msgDir, envDir} {
 		dir := filepath.Join(q.Dir, sub)
-		names, err := readDirNames(dir)
-		if err != nil {
-			note(err)
-			continue
+		names := envNames
+		if sub == msgDir {
+			names, err = readDirNames(dir)
+			if err != nil {
+				note(err)
+				continue
+			}
 		}
 		reaped := 0
 		for _, name := range names {
 			tmp := strings.HasPrefix(name, tmpPrefix)
-			if !tmp && (sub != msgDir || !ValidID(name) || exists(q.envPath(name))) {
+			if !tmp && (sub != msgDir || !ValidID(name) || hasEnv[name]) {
 				continue
 			}
 			ok, err := q.reap(filepath.Join(dir, name), now, grace, func() bool {

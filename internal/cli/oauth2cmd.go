@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/handoff-mta/handoff/config"
+	"github.com/handoff-mta/handoff/internal/httpc"
 	"github.com/handoff-mta/handoff/internal/oauth"
 )
 
@@ -199,12 +199,7 @@ func authCodeLogin(ctx context.Context, env *Env, r *config.Relay, client *oauth
 		default: // the login is over
 		}
 	}
-	srv := &http.Server{
-		Handler:           flow.Handler(func(code string, err error) { send(loginResult{code: code, err: err}) }),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	go serveRedirect(ln, flow, func(code string, err error) { send(loginResult{code: code, err: err}) })
 
 	fmt.Fprintf(env.Stdout, "To let handoff send mail as %s through relay %s, open this address in a\nbrowser, on any machine, and allow access:\n\n    %s\n\n"+
 		"The browser is then sent to %s. On this machine handoff takes\nthe answer by itself. Elsewhere the browser shows an error page: copy the\n"+
@@ -247,3 +242,105 @@ type listenError struct{ err error }
 
 func (e *listenError) Error() string { return "cannot listen for the browser: " + e.err.Error() }
 func (e *listenError) Unwrap() error { return e.err }
+
+// Limits of a request to the loopback listener: the browser sends its
+// request line (with a code of a few KiB at Microsoft) and header fields
+// (with any cookies of other local servers) at once.
+const (
+	redirectMaxHead  = 64 << 10
+	redirectDeadline = 10 * time.Second
+)
+
+// serveRedirect is the loopback listener's HTTP server, until ln is
+// closed: one request per connection, each answered by flow.Redirect
+// (result gets the outcome). It is its own because net/http's
+// initialisation would cost every start of handoff, for the one command
+// that listens (see internal/httpc).
+func serveRedirect(ln net.Listener, flow *oauth.AuthCodeFlow, result func(code string, err error)) {
+	for {
+		conn, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			// Out of file descriptors or the like: try again soon.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go answerRedirect(conn, flow, result)
+	}
+}
+
+// answerRedirect reads one request from conn and answers it: GET goes to
+// flow.Redirect; another method is 405, a malformed request 400, one
+// with a head over redirectMaxHead 431. A connection that sends nothing
+// within redirectDeadline (a browser's speculative one) is closed.
+func answerRedirect(conn net.Conn, flow *oauth.AuthCodeFlow, result func(code string, err error)) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(redirectDeadline))
+	const textPlain = "text/plain; charset=utf-8"
+	var status int
+	var ctype, body string
+	method, target, err := readRequestHead(bufio.NewReader(io.LimitReader(conn, redirectMaxHead)))
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		status, ctype, body = 431, textPlain, "request header too large\n"
+	case errors.Is(err, errBadRequest):
+		status, ctype, body = 400, textPlain, "bad request\n"
+	case err != nil:
+		return // closed or silent: nobody to answer
+	case method != "GET":
+		status, ctype, body = 405, textPlain, "method not allowed\n"
+	default:
+		status, ctype, body = flow.Redirect(target, result)
+	}
+	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+		status, httpc.StatusText(status), ctype, len(body), body)
+	// Closing with unread input would reset the connection, and the
+	// browser might show that instead of the answer: end the writing
+	// side, then read what the client still sends, briefly.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(conn, redirectMaxHead))
+	}
+}
+
+// Errors of readRequestHead that deserve an answer.
+var (
+	errBadRequest   = errors.New("malformed request")
+	errHeadTooLarge = errors.New("request header too large")
+)
+
+// readRequestHead reads a request line, "METHOD TARGET HTTP/1.x", and
+// skips the header fields up to the empty line (RFC 9112 §2.2, §3). br
+// reads from a reader limited to redirectMaxHead: its end before the
+// empty line is errHeadTooLarge when the limit was reached.
+func readRequestHead(br *bufio.Reader) (method, target string, err error) {
+	n := 0
+	for first := true; ; first = false {
+		line, err := br.ReadString('\n')
+		n += len(line)
+		switch {
+		case err == io.EOF && n >= redirectMaxHead:
+			return "", "", errHeadTooLarge
+		case err == io.EOF && n > 0:
+			return "", "", errBadRequest // cut short
+		case err != nil:
+			return "", "", err
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if !first {
+			if line == "" {
+				return method, target, nil
+			}
+			continue
+		}
+		m, rest, ok1 := strings.Cut(line, " ")
+		t, proto, ok2 := strings.Cut(rest, " ")
+		if !ok1 || !ok2 || m == "" || t == "" || !strings.HasPrefix(proto, "HTTP/1.") {
+			return "", "", errBadRequest
+		}
+		method, target = m, t
+	}
+}

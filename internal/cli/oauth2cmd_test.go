@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,8 +21,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/oauth2"
 
 	"github.com/handoff-mta/handoff/internal/oauth"
 	"github.com/handoff-mta/handoff/queue"
@@ -266,11 +268,18 @@ func codeExchange(stdout *lockedBuffer) func(url.Values) (int, any) {
 	return func(f url.Values) (int, any) {
 		m := regexp.MustCompile(`code_challenge=([A-Za-z0-9_-]+)`).FindStringSubmatch(stdout.String())
 		if m == nil || f.Get("grant_type") != "authorization_code" || f.Get("code") != "the-code" ||
-			oauth2.S256ChallengeFromVerifier(f.Get("code_verifier")) != m[1] || !strings.HasPrefix(f.Get("redirect_uri"), "http://127.0.0.1:") {
+			s256(f.Get("code_verifier")) != m[1] || !strings.HasPrefix(f.Get("redirect_uri"), "http://127.0.0.1:") {
 			return 400, map[string]any{"error": "invalid_grant", "error_description": "bad exchange"}
 		}
 		return oauthGrant(f)
 	}
+}
+
+// s256 is the PKCE challenge of verifier by the method S256 (RFC 7636
+// §4.2), computed here independently of package oauth.
+func s256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // --auth-code with the answer pasted: a wrong address is reported and
@@ -540,5 +549,91 @@ token_file = "` + tokenFile + `"
 	env, _, stderr = testEnv(t, unreachable+"[queue]\nmode = \"never\"\ndir = \""+qdir+"\"\n", strings.NewReader("Subject: hi\n\nbody\n"))
 	if code := RunEnv([]string{"sendmail", "-i", "bob@example.net"}, env); code != exTempFail {
 		t.Errorf("unreachable token endpoint: exit %d, stderr %q; want 75", code, stderr)
+	}
+}
+
+// The loopback listener's server answers one request per connection:
+// 404 off the redirect's path, 400 for another state or a malformed
+// request, 405 for a method other than GET, 431 for a head over the
+// limit, none of which ends the login; the answer with this login's
+// state (here in the absolute form) is 200 and passed on.
+func TestRedirectServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	redirect := "http://" + ln.Addr().String() + "/"
+	client := &oauth.Client{Relay: "r", ClientID: "c", AuthURL: "https://auth.example/a", TokenURL: "https://token.example/t"}
+	flow, err := client.StartAuthCode(redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(flow.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := url.QueryEscape(u.Query().Get("state"))
+	results := make(chan string, 10)
+	go serveRedirect(ln, flow, func(code string, err error) { results <- fmt.Sprint(code, " ", err) })
+
+	ask := func(req string) (*http.Response, string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			io.WriteString(conn, req)
+			conn.(*net.TCPConn).CloseWrite()
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%.40q: %v", req, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%.40q: body: %v", req, err)
+		}
+		if !resp.Close || resp.ContentLength != int64(len(body)) {
+			t.Errorf("%.40q: Connection: close %v, Content-Length %d for %d bytes", req, resp.Close, resp.ContentLength, len(body))
+		}
+		return resp, string(body)
+	}
+	for _, tc := range []struct {
+		req    string
+		status int
+	}{
+		{"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+		{"GET /?code=forged&state=other HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"POST /?code=the-code&state=" + state + " HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 405},
+		{"GET /?code=the-code&state=" + state + " HTTP/1.1\r\nCookie: " + strings.Repeat("c", 70<<10) + "\r\n\r\n", 431},
+		{"hello\r\n\r\n", 400},
+		{"GET /?code=the-code&state=" + state + " HTTP/1.1\r\nHost: x\r\n", 400}, // cut short by the end of input
+	} {
+		if resp, body := ask(tc.req); resp.StatusCode != tc.status {
+			t.Errorf("%.60q: status %d %q, want %d", tc.req, resp.StatusCode, body, tc.status)
+		}
+	}
+	// A connection closed without a request gets nothing.
+	if conn, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		conn.Close()
+	}
+	if len(results) != 0 {
+		t.Fatalf("a stray request ended the login: %q", <-results)
+	}
+	resp, body := ask("GET " + redirect + "?code=the-code&state=" + state + " HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n")
+	if resp.StatusCode != 200 || !strings.Contains(body, "you may close this window") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("answer: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	select {
+	case got := <-results:
+		if got != "the-code <nil>" {
+			t.Errorf("result %q", got)
+		}
+	default:
+		t.Error("no result")
 	}
 }

@@ -3,17 +3,13 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
-	"maps"
-	"net/http"
 	"net/url"
-	"slices"
 	"strings"
-
-	"golang.org/x/oauth2"
 )
 
 // AuthCodeFlow is one login by the authorization code grant with PKCE
@@ -26,7 +22,6 @@ type AuthCodeFlow struct {
 	RedirectURI string
 
 	c        *Client
-	cfg      *oauth2.Config
 	secret   string
 	state    string
 	verifier string
@@ -43,28 +38,55 @@ func (c *Client) StartAuthCode(redirectURI string) (*AuthCodeFlow, error) {
 	if c.AuthURL == "" {
 		return nil, errors.New("oauth2: no authorization endpoint (auth_url)")
 	}
-	cfg, secret, err := c.config(redirectURI)
+	// The secret is read now, so that a missing one fails the login
+	// before the person opens the address.
+	secret, err := c.secret()
 	if err != nil {
 		return nil, err
 	}
-	var rnd [24]byte
+	var rnd [24 + 32]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("oauth2: %w", err)
 	}
 	f := &AuthCodeFlow{
 		RedirectURI: redirectURI,
 		c:           c,
-		cfg:         cfg,
 		secret:      secret,
-		state:       base64.RawURLEncoding.EncodeToString(rnd[:]),
-		verifier:    oauth2.GenerateVerifier(),
+		state:       base64.RawURLEncoding.EncodeToString(rnd[:24]),
+		// RFC 7636 §4.1: 32 random octets, base64url, 43 characters.
+		verifier: base64.RawURLEncoding.EncodeToString(rnd[24:]),
 	}
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.verifier)}
-	for _, k := range slices.Sorted(maps.Keys(c.AuthParams)) {
-		opts = append(opts, oauth2.SetAuthURLParam(k, c.AuthParams[k]))
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {c.ClientID},
+		"state":                 {f.state},
+		"code_challenge":        {s256Challenge(f.verifier)},
+		"code_challenge_method": {"S256"},
 	}
-	f.URL = cfg.AuthCodeURL(f.state, opts...)
+	if redirectURI != "" {
+		q.Set("redirect_uri", redirectURI)
+	}
+	if len(c.Scopes) > 0 {
+		q.Set("scope", strings.Join(c.Scopes, " "))
+	}
+	for k, v := range c.AuthParams {
+		q.Set(k, v)
+	}
+	sep := "?"
+	if strings.Contains(c.AuthURL, "?") {
+		sep = "&"
+	}
+	// Encode sorts the keys: the address is the same for the same
+	// parameters.
+	f.URL = c.AuthURL + sep + q.Encode()
 	return f, nil
+}
+
+// s256Challenge is the PKCE challenge of verifier by the method S256
+// (RFC 7636 §4.2).
+func s256Challenge(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Code returns the authorization code in s, which is either the whole
@@ -111,44 +133,50 @@ func (f *AuthCodeFlow) Code(s string) (string, error) {
 // writes the token file. A refusal is an *Error (invalid_grant: the code
 // was used, expired or is not this login's).
 func (f *AuthCodeFlow) Exchange(ctx context.Context, code string) (*Token, error) {
-	ot, err := f.cfg.Exchange(f.c.context(ctx), code, oauth2.VerifierOption(f.verifier))
-	if err != nil {
-		return nil, f.c.endpointError("exchanging the code at "+f.c.TokenURL, err, "", f.secret, code, f.verifier)
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"code_verifier": {f.verifier},
 	}
-	t := f.c.fromOAuth2(ot)
+	if f.RedirectURI != "" {
+		form.Set("redirect_uri", f.RedirectURI)
+	}
+	t, err := f.c.tokenRequest(ctx, form, f.secret, code, f.verifier)
+	if err != nil {
+		return nil, endpointError("exchanging the code at "+f.c.TokenURL, err, "")
+	}
 	if err := f.c.loginToken(ctx, t); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// Handler serves the loopback redirect. A request whose state is this
-// flow's is answered with a short page and passed to result, with the
-// code or the error of Code; any other request gets 400 (or 404 off the
-// redirect's path) and is not passed on, so a stray request cannot end
-// the login.
-func (f *AuthCodeFlow) Handler(result func(code string, err error)) http.Handler {
+// Redirect answers one request of the browser to the loopback listener,
+// given its request target (RFC 9112 §3.2: "/path?query", or the
+// absolute form). A request whose state is this flow's gets a short page
+// (200, or 400 with the error) and is passed to result, with the code or
+// the error of Code; any other request gets 400 (or 404 off the
+// redirect's path) and is not passed on, so that a stray request cannot
+// end the login. It returns the status, the Content-Type and the body
+// of the answer; it knows no HTTP beyond that, the caller serves it.
+func (f *AuthCodeFlow) Redirect(target string, result func(code string, err error)) (status int, contentType, body string) {
+	const textPlain = "text/plain; charset=utf-8"
 	path := "/"
 	if u, err := url.Parse(f.RedirectURI); err == nil && u.Path != "" {
 		path = u.Path
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path {
-			http.NotFound(w, r)
-			return
-		}
-		code, err := f.Code(r.URL.String())
-		if errors.Is(err, ErrStateMismatch) {
-			http.Error(w, "handoff: this is not the answer to the login in progress", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		msg := "handoff received the authorisation; you may close this window."
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			msg = "handoff: " + err.Error()
-		}
-		fmt.Fprintf(w, "<!DOCTYPE html>\n<title>handoff</title>\n<p>%s</p>\n", html.EscapeString(msg))
-		result(code, err)
-	})
+	u, err := url.ParseRequestURI(target)
+	if err != nil || u.Path != path {
+		return 404, textPlain, "404 page not found\n"
+	}
+	code, err := f.Code(target)
+	if errors.Is(err, ErrStateMismatch) {
+		return 400, textPlain, "handoff: this is not the answer to the login in progress\n"
+	}
+	status, msg := 200, "handoff received the authorisation; you may close this window."
+	if err != nil {
+		status, msg = 400, "handoff: "+err.Error()
+	}
+	result(code, err)
+	return status, "text/html; charset=utf-8", fmt.Sprintf("<!DOCTYPE html>\n<title>handoff</title>\n<p>%s</p>\n", html.EscapeString(msg))
 }

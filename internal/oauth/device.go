@@ -1,18 +1,14 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // DeviceCode is what the person needs to authorise a device grant.
@@ -58,36 +54,38 @@ func (c *Client) DeviceLogin(ctx context.Context, show func(*DeviceCode) error) 
 	if c.DeviceAuthURL == "" {
 		return nil, errors.New("oauth2: no device authorization endpoint (device_auth_url)")
 	}
-	cfg, secret, err := c.config("")
+	secret, err := c.secret()
 	if err != nil {
 		return nil, err
 	}
-	hctx := c.context(ctx)
-	da, err := cfg.DeviceAuth(hctx)
+	// The code's lifetime counts from before the request: the provider
+	// started it no earlier.
+	start := c.now()
+	da, err := c.deviceAuth(ctx)
 	if err != nil {
 		hint := ""
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.ErrorCode == "invalid_scope" {
+		var oe *Error
+		if errors.As(err, &oe) && oe.Code == "invalid_scope" {
 			hint = "the provider does not allow these scopes with the device flow; log in with --auth-code"
 		}
-		return nil, c.endpointError("asking "+c.DeviceAuthURL+" for a device code", err, hint, secret)
+		return nil, endpointError("asking "+c.DeviceAuthURL+" for a device code", err, hint)
 	}
 	dc := &DeviceCode{
-		VerificationURI:         clean(da.VerificationURI, 500, nil),
+		VerificationURI:         clean(cmp.Or(da.VerificationURI, da.VerificationURL), 500, nil),
 		VerificationURIComplete: clean(da.VerificationURIComplete, 500, nil),
 		UserCode:                clean(da.UserCode, 100, nil),
 	}
 	if da.DeviceCode == "" || dc.UserCode == "" || dc.VerificationURI == "" {
 		return nil, fmt.Errorf("oauth2: %s answered without device_code, user_code or verification_uri", c.DeviceAuthURL)
 	}
-	if !da.Expiry.IsZero() {
-		dc.Expires = c.now().Add(time.Until(da.Expiry).Round(time.Second))
+	if n := jsonSeconds(da.ExpiresIn); n > 0 {
+		dc.Expires = start.Add(time.Duration(n) * time.Second)
 	}
 	if err := show(dc); err != nil {
 		return nil, err
 	}
-	interval := time.Duration(da.Interval) * time.Second
-	if da.Interval <= 0 || da.Interval > 3600 {
+	interval := time.Duration(jsonSeconds(da.Interval)) * time.Second
+	if interval <= 0 || interval > time.Hour {
 		interval = defaultInterval
 	}
 	op := "waiting for the authorisation at " + c.TokenURL
@@ -98,7 +96,7 @@ func (c *Client) DeviceLogin(ctx context.Context, show func(*DeviceCode) error) 
 		if !dc.Expires.IsZero() && !c.now().Before(dc.Expires) {
 			return nil, &Error{Op: op, Code: errExpiredToken, Description: "the code was not used in time", Hint: "run the login again"}
 		}
-		t, err := c.pollDevice(hctx, secret, da.DeviceCode)
+		t, err := c.pollDevice(ctx, secret, da.DeviceCode)
 		var oe *Error
 		if errors.As(err, &oe) {
 			oe.Op = op
@@ -136,18 +134,42 @@ func (c *Client) loginToken(ctx context.Context, t *Token) error {
 	return WriteTokenFile(ctx, c.TokenFile, t)
 }
 
-// maxAnswer caps what is read of an answer of the token endpoint.
-const maxAnswer = 1 << 20
-
-// tokenAnswer is the JSON of a token endpoint's answer (RFC 6749 §5.1,
-// §5.2).
-type tokenAnswer struct {
-	AccessToken      string          `json:"access_token"`
-	TokenType        string          `json:"token_type"`
-	RefreshToken     string          `json:"refresh_token"`
-	ExpiresIn        json.RawMessage `json:"expires_in"` // a number, or a string at some providers
+// deviceAuthAnswer is the answer of a device authorization endpoint (RFC
+// 8628 §3.2, §3.5).
+type deviceAuthAnswer struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURL         string `json:"verification_url"` // Google's spelling
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	// A number, or a numeric string, of seconds.
+	ExpiresIn        json.RawMessage `json:"expires_in"`
+	Interval         json.RawMessage `json:"interval"`
 	Error            string          `json:"error"`
 	ErrorDescription string          `json:"error_description"`
+}
+
+// deviceAuth makes the device authorization request (RFC 8628 §3.1):
+// client_id and scope, no client secret (public clients use this
+// grant). A refusal is an *Error.
+func (c *Client) deviceAuth(ctx context.Context) (*deviceAuthAnswer, error) {
+	form := url.Values{"client_id": {c.ClientID}}
+	if len(c.Scopes) > 0 {
+		form.Set("scope", strings.Join(c.Scopes, " "))
+	}
+	resp, err := c.post(ctx, c.DeviceAuthURL, form)
+	if err != nil {
+		return nil, err
+	}
+	var a deviceAuthAnswer
+	derr := decodeAnswer(resp, &a)
+	if e := refusal(resp, a.Error, a.ErrorDescription, derr == nil, nil); e != nil {
+		return nil, e
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return &a, nil
 }
 
 // pollDevice makes one device access token request (RFC 8628 §3.4). A
@@ -156,53 +178,18 @@ func (c *Client) pollDevice(ctx context.Context, secret, deviceCode string) (*To
 	form := url.Values{
 		"grant_type":  {deviceGrantType},
 		"device_code": {deviceCode},
-		"client_id":   {c.ClientID},
 	}
-	if secret != "" {
-		form.Set("client_secret", secret)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("oauth2: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("oauth2: polling %s: %w", c.TokenURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("oauth2: polling %s: %w", c.TokenURL, err)
-	}
-	var a tokenAnswer
-	jerr := json.Unmarshal(body, &a)
-	secrets := []string{secret, deviceCode}
+	t, err := c.tokenRequest(ctx, form, secret, deviceCode)
+	var oe *Error
 	switch {
-	case jerr == nil && a.Error != "":
-		return nil, &Error{Code: clean(a.Error, 64, secrets), Description: clean(a.ErrorDescription, 300, secrets), Status: resp.StatusCode}
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return nil, &Error{Status: resp.StatusCode}
-	case jerr != nil:
+	case errors.As(err, &oe):
+		return nil, oe
+	case errors.Is(err, errNotJSON):
 		return nil, fmt.Errorf("oauth2: %s answered with something that is not JSON", c.TokenURL)
-	case a.AccessToken == "":
+	case errors.Is(err, errNoAccessToken):
 		return nil, fmt.Errorf("oauth2: %s answered without access_token", c.TokenURL)
-	}
-	t := &Token{AccessToken: a.AccessToken, TokenType: a.TokenType, RefreshToken: a.RefreshToken}
-	if n := expiresIn(a.ExpiresIn); n > 0 {
-		t.Expiry = c.now().Add(time.Duration(n) * time.Second).UTC().Truncate(time.Second)
+	case err != nil:
+		return nil, fmt.Errorf("oauth2: polling %s: %w", c.TokenURL, err)
 	}
 	return t, nil
-}
-
-// expiresIn reads expires_in as a number or a numeric string; 0 when
-// absent or bad.
-func expiresIn(raw json.RawMessage) int64 {
-	s := strings.Trim(string(raw), `"`)
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > 10*365*24*3600 {
-		return 0
-	}
-	return n
 }

@@ -2,10 +2,9 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // fakeClock is a clock that Sleep moves forward, recording each wait.
@@ -218,7 +215,7 @@ func TestAuthCodeLogin(t *testing.T) {
 		if f.Get("grant_type") != "authorization_code" || f.Get("code") != "the-code" || f.Get("redirect_uri") != "http://127.0.0.1:5555/" || f.Get("client_secret") != testSecret {
 			return 400, map[string]any{"error": "invalid_request", "error_description": "bad form"}
 		}
-		if oauth2.S256ChallengeFromVerifier(f.Get("code_verifier")) != challenge {
+		if sum := sha256.Sum256([]byte(f.Get("code_verifier"))); base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
 			return 400, map[string]any{"error": "invalid_grant", "error_description": "PKCE verification failed"}
 		}
 		return 200, map[string]any{"access_token": "code-access", "refresh_token": "code-refresh", "expires_in": 3600}
@@ -311,8 +308,8 @@ func TestAuthCodeCode(t *testing.T) {
 	}
 }
 
-// The loopback handler passes on only requests with this flow's state.
-func TestAuthCodeHandler(t *testing.T) {
+// The loopback redirect passes on only requests with this flow's state.
+func TestAuthCodeRedirect(t *testing.T) {
 	c := newClient(t, newProvider(t, nil, nil))
 	f, err := c.StartAuthCode("http://127.0.0.1:5555/cb")
 	if err != nil {
@@ -323,12 +320,18 @@ func TestAuthCodeHandler(t *testing.T) {
 		err  error
 	}
 	var got []result
-	h := f.Handler(func(code string, err error) { got = append(got, result{code, err}) })
 	get := func(target string) (int, string) {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
-		body, _ := io.ReadAll(w.Result().Body)
-		return w.Code, string(body)
+		status, ctype, body := f.Redirect(target, func(code string, err error) { got = append(got, result{code, err}) })
+		// The pages (200, or 400 passed on) are HTML; the refusals of
+		// stray requests plain text.
+		want := "text/plain; charset=utf-8"
+		if strings.Contains(body, "<title>handoff</title>") {
+			want = "text/html; charset=utf-8"
+		}
+		if ctype != want {
+			t.Errorf("%s: Content-Type %q for %q", target, ctype, body)
+		}
+		return status, body
 	}
 	st := url.QueryEscape(f.state)
 	if code, _ := get("/cb?code=x&state=forged"); code != 400 || len(got) != 0 {
@@ -343,7 +346,16 @@ func TestAuthCodeHandler(t *testing.T) {
 	if code, body := get("/cb?error=access_denied&error_description=%3Cb%3Eno%3C/b%3E&state=" + st); code != 400 || strings.Contains(body, "<b>") {
 		t.Errorf("refusal: %d %q", code, body)
 	}
-	if len(got) != 2 || got[0].code != "the-code" || got[0].err != nil || got[1].err == nil {
+	if code, _ := get("http://127.0.0.1:5555/cb?code=code-2&state=" + st); code != 200 {
+		t.Errorf("absolute form: %d", code)
+	}
+	if code, _ := get("/cb/x?code=x&state=" + st); code != 404 {
+		t.Errorf("below the path: %d", code)
+	}
+	if code, _ := get("*"); code != 404 {
+		t.Errorf("asterisk form: %d", code)
+	}
+	if len(got) != 3 || got[0].code != "the-code" || got[0].err != nil || got[1].err == nil || got[2].code != "code-2" {
 		t.Errorf("results %+v", got)
 	}
 }

@@ -9,8 +9,8 @@
 // (a queue run, a few sendmail calls) may find the access token expired
 // at the same moment: without coordination each would refresh, and a
 // provider that rotates refresh tokens would invalidate all but one.
-// golang.org/x/oauth2 does the HTTP of each grant; this package adds the
-// file, the lock and the messages.
+// The requests are made by internal/httpc, a small HTTP/1.1 client, not
+// by net/http (see there why).
 //
 // # The token file
 //
@@ -68,14 +68,15 @@ package oauth
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/oauth2"
+	"github.com/handoff-mta/handoff/internal/httpc"
 )
 
 // ErrClientSecret: the client secret could not be read (wrapped with
@@ -112,8 +113,10 @@ type Client struct {
 	// TokenFile+".lock".
 	TokenFile string
 
-	// HTTPClient makes the requests; nil: one with HTTPTimeout.
-	HTTPClient *http.Client
+	// TLSConfig, when set, replaces the TLS configuration of the
+	// requests to https endpoints (tests: one that trusts a test
+	// server); nil: the system's roots, TLS 1.2 or later.
+	TLSConfig *tls.Config
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx is done (then returning its error),
@@ -142,44 +145,16 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// httpClient is HTTPClient or the default one.
-func (c *Client) httpClient() *http.Client {
-	if c.HTTPClient != nil {
-		return c.HTTPClient
+// secret returns the client secret, "" for a public client.
+func (c *Client) secret() (string, error) {
+	if c.ClientSecret == nil {
+		return "", nil
 	}
-	return &http.Client{Timeout: HTTPTimeout}
-}
-
-// config returns the x/oauth2 configuration and the client secret (""
-// for a public client).
-func (c *Client) config(redirectURL string) (*oauth2.Config, string, error) {
-	secret := ""
-	if c.ClientSecret != nil {
-		s, err := c.ClientSecret()
-		if err != nil {
-			return nil, "", fmt.Errorf("%w: %w", ErrClientSecret, err)
-		}
-		secret = s
+	s, err := c.ClientSecret()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrClientSecret, err)
 	}
-	return &oauth2.Config{
-		ClientID:     c.ClientID,
-		ClientSecret: secret,
-		Endpoint: oauth2.Endpoint{
-			AuthURL:       c.AuthURL,
-			DeviceAuthURL: c.DeviceAuthURL,
-			TokenURL:      c.TokenURL,
-			// Explicit: the automatic style retries a refused request
-			// the other way, a second request for every refusal.
-			AuthStyle: oauth2.AuthStyleInParams,
-		},
-		RedirectURL: redirectURL,
-		Scopes:      c.Scopes,
-	}, secret, nil
-}
-
-// context returns ctx carrying the HTTP client for x/oauth2.
-func (c *Client) context(ctx context.Context) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, c.httpClient())
+	return s, nil
 }
 
 // fresh reports whether t's access token may be used now.
@@ -249,17 +224,19 @@ func (c *Client) load() (*Token, error) {
 	return t, err
 }
 
-// refresh runs the refresh-token grant.
+// refresh runs the refresh-token grant (RFC 6749 §6). A new refresh
+// token in the answer replaces the old one (rotation); without one the
+// old one stays.
 func (c *Client) refresh(ctx context.Context, old *Token) (*Token, error) {
-	cfg, secret, err := c.config("")
+	secret, err := c.secret()
 	if err != nil {
 		return nil, err
 	}
-	ot, err := cfg.TokenSource(c.context(ctx), &oauth2.Token{RefreshToken: old.RefreshToken}).Token()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old.RefreshToken}}
+	nt, err := c.tokenRequest(ctx, form, secret, old.RefreshToken, old.AccessToken)
 	if err != nil {
-		return nil, c.endpointError("refreshing the access token at "+c.TokenURL, err, c.loginHint(), secret, old.RefreshToken, old.AccessToken)
+		return nil, endpointError("refreshing the access token at "+c.TokenURL, err, c.loginHint())
 	}
-	nt := c.fromOAuth2(ot)
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = old.RefreshToken
 	}
@@ -267,22 +244,6 @@ func (c *Client) refresh(ctx context.Context, old *Token) (*Token, error) {
 		return nil, fmt.Errorf("oauth2: the answer of %s: %v", c.TokenURL, err)
 	}
 	return nt, nil
-}
-
-// fromOAuth2 converts an x/oauth2 token, taking the expiry from
-// expires_in on this client's clock.
-func (c *Client) fromOAuth2(ot *oauth2.Token) *Token {
-	t := &Token{
-		AccessToken:  ot.AccessToken,
-		TokenType:    ot.TokenType,
-		RefreshToken: ot.RefreshToken,
-		Expiry:       ot.Expiry,
-	}
-	if ot.ExpiresIn > 0 {
-		t.Expiry = c.now().Add(time.Duration(ot.ExpiresIn) * time.Second)
-	}
-	t.Expiry = t.Expiry.UTC().Truncate(time.Second)
-	return t
 }
 
 // Error is a refusal by the provider: an OAuth2 error response (RFC 6749
@@ -318,7 +279,7 @@ func (e *Error) Error() string {
 			b.WriteString(e.Description)
 		}
 	default:
-		fmt.Fprintf(&b, "HTTP status %d %s", e.Status, http.StatusText(e.Status))
+		fmt.Fprintf(&b, "HTTP status %d %s", e.Status, httpc.StatusText(e.Status))
 	}
 	if e.Hint != "" {
 		b.WriteString("; ")
@@ -333,29 +294,24 @@ func (e *Error) Temporary() bool {
 	if e.Code == "temporarily_unavailable" || e.Code == "server_error" {
 		return true
 	}
-	return e.Code == "" && (e.Status >= 500 || e.Status == http.StatusTooManyRequests)
+	return e.Code == "" && (e.Status >= 500 || e.Status == 429)
 }
 
-// endpointError turns an error of x/oauth2 into an *Error (for a
-// RetrieveError, with secrets removed from what the server said) or
-// wraps it, naming op.
-func (c *Client) endpointError(op string, err error, hint string, secrets ...string) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		e := &Error{Op: op, Code: clean(re.ErrorCode, 64, secrets), Description: clean(re.ErrorDescription, 300, secrets), Hint: hint}
-		if re.Response != nil {
-			e.Status = re.Response.StatusCode
-		}
-		if e.Code == "" && e.Status == 0 {
-			e.Status = http.StatusBadRequest
-		}
+// endpointError names op in err: an *Error gets it as its Op, with hint
+// unless the refusal is temporary; another error (the network, a
+// malformed answer) is wrapped.
+func endpointError(op string, err error, hint string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Op = op
+		e.Hint = hint
 		if e.Temporary() {
 			e.Hint = ""
 		}
 		return e
 	}
-	// A network error or a malformed answer: net/http and x/oauth2
-	// quote neither the request body nor the answer's.
+	// Neither httpc's errors nor tokenRequest's quote a request or an
+	// answer.
 	return fmt.Errorf("oauth2: %s: %w", op, err)
 }
 

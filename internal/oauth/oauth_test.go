@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -304,7 +307,8 @@ func TestRefreshNetworkError(t *testing.T) {
 	writeToken(t, c.TokenFile, &Token{AccessToken: "a", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
 	_, err := c.AccessToken(context.Background())
 	var oe *Error
-	if err == nil || errors.As(err, &oe) || !strings.Contains(err.Error(), "refreshing the access token at "+c.TokenURL) {
+	var ue *url.Error
+	if err == nil || errors.As(err, &oe) || !errors.As(err, &ue) || !strings.Contains(err.Error(), "refreshing the access token at "+c.TokenURL) {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -638,5 +642,153 @@ func TestProviderDefaults(t *testing.T) {
 	}
 	if _, ok := Defaults("", ""); ok {
 		t.Error(`Defaults("") ok`)
+	}
+}
+
+// Answers of the token endpoint beyond plain JSON: an error in a 200
+// answer (some providers), expires_in as a string, a form-encoded answer,
+// and answers that are not tokens.
+func TestRefreshAnswers(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name, ctype, body string
+		status            int
+		check             func(t *testing.T, tok string, err error)
+	}{
+		{"error with 200", "application/json", `{"error":"invalid_grant","error_description":"revoked"}`, 200, func(t *testing.T, _ string, err error) {
+			var oe *Error
+			if !errors.As(err, &oe) || oe.Code != "invalid_grant" || oe.Status != 200 || !strings.Contains(err.Error(), "run: handoff oauth2 login gmail") {
+				t.Errorf("error %v", err)
+			}
+		}},
+		{"temporarily_unavailable", "application/json", `{"error":"temporarily_unavailable"}`, 503, func(t *testing.T, _ string, err error) {
+			var oe *Error
+			if !errors.As(err, &oe) || !oe.Temporary() || oe.Hint != "" {
+				t.Errorf("error %v", err)
+			}
+		}},
+		{"expires_in string", "application/json", `{"access_token":"a1","expires_in":"3600"}`, 200, func(t *testing.T, tok string, err error) {
+			if err != nil || tok != "a1" {
+				t.Errorf("AccessToken = %q, %v", tok, err)
+			}
+		}},
+		{"form", "application/x-www-form-urlencoded; charset=utf-8", `access_token=f1&token_type=bearer&expires_in=3600&refresh_token=rotated`, 200, func(t *testing.T, tok string, err error) {
+			if err != nil || tok != "f1" {
+				t.Errorf("AccessToken = %q, %v", tok, err)
+			}
+		}},
+		{"form error", "text/plain", `error=bad_verification_code&error_description=The+code+is+wrong`, 200, func(t *testing.T, _ string, err error) {
+			var oe *Error
+			if !errors.As(err, &oe) || oe.Code != "bad_verification_code" || oe.Description != "The code is wrong" {
+				t.Errorf("error %v", err)
+			}
+		}},
+		{"html", "text/html", `<html>captive portal</html>`, 200, func(t *testing.T, _ string, err error) {
+			var oe *Error
+			if err == nil || errors.As(err, &oe) || !strings.Contains(err.Error(), "not JSON") || strings.Contains(err.Error(), "portal") {
+				t.Errorf("error %v", err)
+			}
+		}},
+		{"no access_token", "application/json", `{"token_type":"Bearer"}`, 200, func(t *testing.T, _ string, err error) {
+			if err == nil || !strings.Contains(err.Error(), "no access_token") {
+				t.Errorf("error %v", err)
+			}
+		}},
+		{"html error", "text/html", `<html>oops</html>`, 502, func(t *testing.T, _ string, err error) {
+			var oe *Error
+			if !errors.As(err, &oe) || oe.Status != 502 || oe.Code != "" || !oe.Temporary() || !strings.Contains(err.Error(), "HTTP status 502 Bad Gateway") {
+				t.Errorf("error %v", err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.ctype)
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			c := newClient(t, nil)
+			c.TokenURL = srv.URL + "/token"
+			c.Now = func() time.Time { return now }
+			writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: now}, 0o600)
+			tok, err := c.AccessToken(context.Background())
+			tc.check(t, tok, err)
+			if err != nil {
+				return
+			}
+			got := readToken(t, c.TokenFile)
+			if !got.Expiry.Equal(now.Add(time.Hour)) {
+				t.Errorf("expiry %v", got.Expiry)
+			}
+			if want := map[bool]string{true: "rotated", false: testRefresh}[tc.name == "form"]; got.RefreshToken != want {
+				t.Errorf("refresh token %q, want %q", got.RefreshToken, want)
+			}
+		})
+	}
+}
+
+// An https token endpoint, trusted through TLSConfig; the system's roots
+// refuse the test certificate, a network failure (*url.Error).
+func TestRefreshHTTPS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"tls-access","expires_in":3600}`)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	c := newClient(t, nil)
+	c.TokenURL = srv.URL + "/token"
+	writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
+	_, err := c.AccessToken(context.Background())
+	var ue *url.Error
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("with the system's roots: %v", err)
+	}
+	c.TLSConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	if got, err := c.AccessToken(context.Background()); err != nil || got != "tls-access" {
+		t.Fatalf("AccessToken = %q, %v", got, err)
+	}
+}
+
+// A token endpoint that closes the connection without an answer, or
+// does not answer in time: a *url.Error (which handoff counts as a
+// temporary failure), naming the endpoint.
+func TestRefreshNoAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stall := make(chan struct{})
+	defer close(stall)
+	go func() {
+		for n := 0; ; n++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				conn.Close() // closes early
+				continue
+			}
+			go func() { <-stall; conn.Close() }() // silent
+		}
+	}()
+	c := newClient(t, nil)
+	c.TokenURL = "http://" + ln.Addr().String() + "/token"
+	writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
+	_, err = c.AccessToken(context.Background())
+	var ue *url.Error
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "refreshing the access token at "+c.TokenURL) {
+		t.Fatalf("closed early: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = c.AccessToken(ctx)
+	if !errors.As(err, &ue) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("silent: %v", err)
 	}
 }

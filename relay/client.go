@@ -46,6 +46,9 @@ type Client struct {
 	// rcpts are the recipients accepted in the current transaction, in
 	// order, duplicates kept: LMTP answers once per accepted RCPT.
 	rcpts []string
+	// pending is a transaction whose commands went out ahead
+	// (SendOptions.Next), its replies unread.
+	pending *pendingTx
 
 	broken error // the ConnError that closed the connection
 
@@ -371,6 +374,13 @@ func (c *Client) roundTrip(ctx context.Context, stage string, d time.Duration, l
 	}
 	if err := checkLine(line); err != nil {
 		return nil, err
+	}
+	if c.pending != nil {
+		// A transaction sent ahead that this command is not part of.
+		c.abandonPending(ctx)
+		if c.broken != nil {
+			return nil, c.broken
+		}
 	}
 	disarm := c.arm(ctx, d)
 	c.writeLine(line, redacted)
@@ -889,6 +899,13 @@ func (c *Client) Quit(ctx context.Context) error {
 // smtp_skip_quit_response does the same). Errors are not reported; a
 // broken connection is just closed.
 func (c *Client) Hangup(ctx context.Context) {
+	if c.pending != nil {
+		// A transaction sent ahead may be in its data phase, where QUIT
+		// would be message text: closing abandons it.
+		c.pending = nil
+		c.closeConn()
+		return
+	}
 	if c.broken == nil && c.conn != nil {
 		disarm := c.arm(ctx, c.to.Quit)
 		c.writeLine("QUIT", "")

@@ -245,18 +245,31 @@ func (d *dataWriter) note(p []byte) {
 
 // Close ends the last line if needed, writes the end-of-data line and
 // hands everything pending to w.
-func (d *dataWriter) Close() error {
+func (d *dataWriter) Close() error { return d.closeWith(nil) }
+
+// closeWith is Close, with trailer (the commands that follow the data,
+// pipelined) sent in the same write as the final dot when it fits in the
+// buffer. Written does not count it.
+func (d *dataWriter) closeWith(trailer []byte) error {
 	if d.err != nil {
 		return d.err
 	}
-	if len(d.buf)-d.n < 5 {
+	if len(d.buf)-d.n < 5+len(trailer) {
 		if err := d.flush(); err != nil {
 			return err
 		}
 	}
 	d.n += d.norm.finish(d.buf[d.n:])
 	d.n += copy(d.buf[d.n:], ".\r\n")
-	if err := d.flush(); err != nil {
+	t := copy(d.buf[d.n:], trailer)
+	d.n += t
+	err := d.flush()
+	if err == nil && t < len(trailer) {
+		_, err = d.w.Write(trailer[t:])
+	}
+	d.written -= int64(t)
+	if err != nil {
+		d.err = err
 		return err
 	}
 	d.err = errDataClosed

@@ -115,6 +115,45 @@ func TestInteropPostfix(t *testing.T) {
 		}
 	})
 
+	t.Run("next envelope sent ahead", func(t *testing.T) {
+		// Three messages on one connection, each one's MAIL, RCPT and
+		// DATA pipelined behind the previous one's dot (RFC 2920):
+		// Postfix takes all three, and the transcript shows the
+		// commands went ahead.
+		var tr bytes.Buffer
+		o := postfixOpts(p, p.Addr, STARTTLSRequired)
+		o.Auth = &alice
+		o.Debug = &tr
+		c, err := Dial(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs, markers []string
+		for i := range 3 {
+			msg, marker := testMessage("alice@example.test", "bob@example.test", fmt.Sprintf("ahead %d\r\n", i))
+			msgs, markers = append(msgs, msg), append(markers, marker)
+		}
+		for i, msg := range msgs {
+			so := &SendOptions{Mail: MailOptions{Size: int64(len(msg))}}
+			if i+1 < len(msgs) {
+				so.Next = &NextMessage{From: "alice@example.test", To: []string{"bob@example.test"}, Options: &SendOptions{Mail: MailOptions{Size: int64(len(msgs[i+1]))}}}
+			}
+			res, err := c.SendMail(ctx, "alice@example.test", []string{"bob@example.test"}, strings.NewReader(msg), so)
+			if err != nil || res.Delivered() != 1 {
+				t.Fatalf("message %d: %v %+v\n%s", i, err, res, p.Log())
+			}
+		}
+		if err := c.Quit(ctx); err != nil {
+			t.Errorf("QUIT: %v", err)
+		}
+		if n := strings.Count(tr.String(), "octets\nsend: MAIL FROM:"); n != 2 {
+			t.Errorf("%d envelopes went ahead, want 2:\n%s", n, tr.String())
+		}
+		for i, msg := range msgs {
+			assertStored(t, findDelivered(t, p.Dovecot, "bob", markers[i]), msg)
+		}
+	})
+
 	t.Run("default mechanism is SCRAM-SHA-256", func(t *testing.T) {
 		var tr bytes.Buffer
 		o := postfixOpts(p, p.Addr, STARTTLSRequired)

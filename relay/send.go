@@ -445,7 +445,7 @@ func (c *Client) Data(ctx context.Context, r io.Reader) (*Reply, error) {
 		c.rcpts = nil
 		return dr, &Error{Reply: *dr, Command: "DATA", Server: c.server, kind: ErrData}
 	}
-	if early, err := c.writeData(ctx, r); err != nil {
+	if early, err := c.writeData(ctx, r, nil); err != nil {
 		return early, err
 	}
 	c.rcpts = nil
@@ -473,7 +473,7 @@ func (c *Client) LMTPData(ctx context.Context, r io.Reader) ([]RecipientResult, 
 	if dr.Code != 354 {
 		return nil, &Error{Reply: *dr, Command: "DATA", Server: c.server, kind: ErrData}
 	}
-	if _, err := c.writeData(ctx, r); err != nil {
+	if _, err := c.writeData(ctx, r, nil); err != nil {
 		return nil, err
 	}
 	return c.lmtpReplies(ctx, rcpts)
@@ -533,7 +533,7 @@ func withOutcomeUnknown(err error) error {
 // ErrData), else a connection error. A failing reader closes the
 // connection without ending the data, so a truncated message is never
 // delivered.
-func (c *Client) writeData(ctx context.Context, r io.Reader) (*Reply, error) {
+func (c *Client) writeData(ctx context.Context, r io.Reader, trailer []byte) (*Reply, error) {
 	bw := &blockWriter{c: c, ctx: ctx}
 	defer bw.watch()()
 	dw := newDataWriter(bw, 998)
@@ -544,7 +544,7 @@ func (c *Client) writeData(ctx context.Context, r io.Reader) (*Reply, error) {
 	// buffers.
 	_, err := io.CopyBuffer(dw, struct{ io.Reader }{r}, in[:])
 	if err == nil {
-		err = dw.Close()
+		err = dw.closeWith(trailer)
 	}
 	c.debugf("data: %d octets", dw.Written())
 	if err == nil {
@@ -650,6 +650,39 @@ type SendOptions struct {
 	// NoPipelining sends commands one at a time even when the server
 	// offers PIPELINING.
 	NoPipelining bool
+	// Next, when set, is the message the caller sends next on this
+	// connection. With PIPELINING, over SMTP and DATA, its MAIL, RCPT
+	// and DATA commands go out right behind this message's final dot
+	// (RFC 2920 §3.1: message content may open a group, DATA closes it),
+	// so the next SendMail finds their replies waiting instead of making
+	// a round trip for them. It must then be called with the same sender,
+	// recipients and options. Any other use of the connection first takes
+	// those replies and undoes that transaction: RSET, or, when the server
+	// already said 354 to a DATA with recipients, closing the connection
+	// (ending that data would deliver an empty message).
+	Next *NextMessage
+}
+
+// NextMessage is the envelope of the message that follows (see
+// SendOptions.Next). Options.Next is ignored.
+type NextMessage struct {
+	From    string
+	To      []string
+	Options *SendOptions
+}
+
+// pendingTx is a transaction whose commands went out ahead of its
+// SendMail (SendOptions.Next): their replies wait to be read.
+type pendingTx struct {
+	cmds []txCmd
+}
+
+// txCmd is one command of a transaction: its stage name for errors, its
+// line, and its timeout.
+type txCmd struct {
+	stage string
+	line  string
+	d     time.Duration
 }
 
 // Result is what SendMail reports: one entry per recipient, in the order
@@ -713,39 +746,11 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 	if len(to) == 0 {
 		return nil, invalidArg("no recipients")
 	}
-	mo := opts.Mail
-	if mo.Size == 0 {
-		mo.Size = readerSize(msg)
-	}
-	utf8 := mo.UTF8
-	if !isASCII(from) {
-		utf8 = true
-	}
-	for _, t := range to {
-		if !isASCII(t) {
-			utf8 = true
-		}
-	}
-	mailLine, mailUTF8, err := c.mailLine(from, &mo, utf8)
+	mailLine, mailUTF8, lines, chunking, err := c.envelope(from, to, opts, readerSize(msg))
 	if err != nil {
 		return nil, err
 	}
-	lines := make([]string, len(to))
-	for i, t := range to {
-		ro := opts.Rcpt
-		ro.OriginalRecipient = opts.OriginalRecipients[t]
-		if lines[i], err = c.rcptLine(t, &ro, utf8); err != nil {
-			return nil, err
-		}
-	}
-	chunking := false
-	if _, ok := c.Extension("CHUNKING"); ok && (opts.Chunking || mo.Body == BodyBinaryMIME) {
-		chunking = true
-	}
-	limit := opts.MaxRecipients
-	if limit == 0 {
-		limit = 100
-	}
+	limit := opts.recipientLimit()
 	seeker, _ := msg.(io.Seeker)
 	var start int64
 	if seeker != nil {
@@ -781,7 +786,11 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 		}
 		todo = todo[len(batch):]
 		res.Transactions++
-		retry, err := c.transaction(ctx, mailLine, mailUTF8, lines, batch, msg, chunking, opts, res)
+		var next *NextMessage
+		if len(todo) == 0 {
+			next = opts.Next // sent ahead only behind the last transaction
+		}
+		retry, err := c.transaction(ctx, mailLine, mailUTF8, lines, batch, msg, chunking, opts, next, res)
 		if err != nil {
 			// Recipients not yet tried share the transaction's fate.
 			for _, i := range todo {
@@ -818,6 +827,172 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 		return res, &RecipientsError{Recipients: res.Recipients, kinds: kinds}
 	}
 	return res, nil
+}
+
+// envelope returns the MAIL line of a message (and whether it asks for
+// SMTPUTF8), the RCPT line of each recipient, and whether the data goes
+// by BDAT. size stands in for opts.Mail.Size when that is 0.
+func (c *Client) envelope(from string, to []string, opts *SendOptions, size int64) (mailLine string, mailUTF8 bool, lines []string, chunking bool, err error) {
+	mo := opts.Mail
+	if mo.Size == 0 {
+		mo.Size = size
+	}
+	utf8 := mo.UTF8
+	if !isASCII(from) {
+		utf8 = true
+	}
+	for _, t := range to {
+		if !isASCII(t) {
+			utf8 = true
+		}
+	}
+	mailLine, mailUTF8, err = c.mailLine(from, &mo, utf8)
+	if err != nil {
+		return "", false, nil, false, err
+	}
+	lines = make([]string, len(to))
+	for i, t := range to {
+		ro := opts.Rcpt
+		ro.OriginalRecipient = opts.OriginalRecipients[t]
+		if lines[i], err = c.rcptLine(t, &ro, utf8); err != nil {
+			return "", false, nil, false, err
+		}
+	}
+	if _, ok := c.Extension("CHUNKING"); ok && (opts.Chunking || mo.Body == BodyBinaryMIME) {
+		chunking = true
+	}
+	return mailLine, mailUTF8, lines, chunking, nil
+}
+
+// recipientLimit is MaxRecipients with its default.
+func (o *SendOptions) recipientLimit() int {
+	if o.MaxRecipients == 0 {
+		return 100
+	}
+	return o.MaxRecipients
+}
+
+// commands returns a transaction's commands in order: MAIL, one RCPT per
+// recipient of batch, and DATA unless the data goes by BDAT.
+func (c *Client) commands(mailLine string, lines []string, batch []int, useDataCmd bool) []txCmd {
+	cmds := make([]txCmd, 0, len(batch)+2)
+	cmds = append(cmds, txCmd{"MAIL", mailLine, c.to.Mail})
+	for _, i := range batch {
+		cmds = append(cmds, txCmd{"RCPT", lines[i], c.to.Rcpt})
+	}
+	if useDataCmd {
+		cmds = append(cmds, txCmd{"DATA", "DATA", c.to.DataInit})
+	}
+	return cmds
+}
+
+// aheadCommands returns the commands of the next message's first
+// transaction when they can go ahead (SendOptions.Next): the server
+// pipelines, the session is SMTP, the next message goes by DATA, its
+// MAIL line can be known now, and its commands fit in one group. nil
+// otherwise.
+func (c *Client) aheadCommands(next *NextMessage) []txCmd {
+	opts := next.Options
+	if opts == nil {
+		opts = &SendOptions{}
+	}
+	if c.lmtp || opts.NoPipelining || len(next.To) == 0 {
+		return nil
+	}
+	if _, ok := c.Extension("PIPELINING"); !ok {
+		return nil
+	}
+	if _, ok := c.Extension("SIZE"); ok && opts.Mail.Size == 0 {
+		// SendMail will estimate the size from the message, which is
+		// not here yet: its MAIL line cannot be known.
+		return nil
+	}
+	mailLine, _, lines, chunking, err := c.envelope(next.From, next.To, opts, 0)
+	if err != nil || chunking {
+		return nil
+	}
+	n := len(lines)
+	if limit := opts.recipientLimit(); limit > 0 && n > limit {
+		n = limit
+	}
+	batch := make([]int, n)
+	for i := range batch {
+		batch[i] = i
+	}
+	cmds := c.commands(mailLine, lines, batch, true)
+	size := 0
+	for _, cm := range cmds {
+		if checkLine(cm.line) != nil {
+			return nil
+		}
+		size += len(cm.line) + 2
+	}
+	if size >= 4096 {
+		return nil
+	}
+	return cmds
+}
+
+// takePending reports whether the commands of a transaction are the ones
+// sent ahead; if they are not, the transaction sent ahead is undone
+// (abandonPending) and false returned.
+func (c *Client) takePending(ctx context.Context, cmds []txCmd) bool {
+	p := c.pending
+	if p == nil {
+		return false
+	}
+	if len(p.cmds) == len(cmds) {
+		same := true
+		for i := range cmds {
+			if cmds[i].line != p.cmds[i].line {
+				same = false
+				break
+			}
+		}
+		if same {
+			c.pending = nil
+			return true
+		}
+	}
+	c.abandonPending(ctx)
+	return false
+}
+
+// abandonPending reads the replies of a transaction sent ahead and not
+// wanted after all, and undoes it: a 354 to its DATA with a recipient
+// accepted closes the connection (the server drops data that never
+// ended; a dot would deliver an empty message); a 354 with none gets the
+// lone dot of RFC 2920 §3.1; an accepted MAIL gets RSET.
+func (c *Client) abandonPending(ctx context.Context) {
+	p := c.pending
+	c.pending = nil
+	if p == nil || c.broken != nil {
+		return
+	}
+	replies := make([]*Reply, 0, len(p.cmds))
+	for _, cm := range p.cmds {
+		r, err := c.readReplyStage(ctx, cm.stage+" (sent ahead)", cm.d)
+		if err != nil {
+			return
+		}
+		replies = append(replies, r)
+	}
+	accepted := false
+	for _, r := range replies[1 : len(replies)-1] {
+		if r.Positive() {
+			accepted = true
+		}
+	}
+	if replies[len(replies)-1].Code == 354 {
+		if accepted {
+			c.closeConn()
+			return
+		}
+		c.endEmptyData(ctx)
+	}
+	if replies[0].Positive() && c.broken == nil {
+		c.Reset(ctx)
+	}
 }
 
 // readerSize returns the size the remaining message will have on the
@@ -865,7 +1040,7 @@ func tooManyRecipients(r *Reply) bool {
 // at indexes batch, filling res. It returns the indexes to retry in a new
 // transaction (recipients refused as "too many"), or an error that ends
 // SendMail.
-func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool, lines []string, batch []int, msg io.Reader, chunking bool, opts *SendOptions, res *Result) (retry []int, err error) {
+func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool, lines []string, batch []int, msg io.Reader, chunking bool, opts *SendOptions, next *NextMessage, res *Result) (retry []int, err error) {
 	pipelined := !opts.NoPipelining
 	if _, ok := c.Extension("PIPELINING"); !ok {
 		pipelined = false
@@ -879,22 +1054,33 @@ func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool
 	c.utf8 = mailUTF8
 
 	// Commands in order: MAIL, RCPT..., [DATA].
-	type cmd struct {
-		stage string
-		line  string
-		d     time.Duration
-	}
-	cmds := make([]cmd, 0, len(batch)+2)
-	cmds = append(cmds, cmd{"MAIL", mailLine, c.to.Mail})
-	for _, i := range batch {
-		cmds = append(cmds, cmd{"RCPT", lines[i], c.to.Rcpt})
-	}
-	if useDataCmd {
-		cmds = append(cmds, cmd{"DATA", "DATA", c.to.DataInit})
-	}
+	cmds := c.commands(mailLine, lines, batch, useDataCmd)
 	replies := make([]*Reply, len(cmds))
 	var ioErr error
-	if pipelined {
+	ahead := false // the commands went out ahead (SendOptions.Next)
+	if c.pending != nil {
+		if pipelined && c.takePending(ctx, cmds) {
+			ahead = true
+		} else {
+			c.abandonPending(ctx)
+		}
+		if !ahead && c.broken != nil {
+			for _, i := range batch {
+				res.Recipients[i].Err = c.broken
+			}
+			return nil, c.broken
+		}
+	}
+	if ahead {
+		for k, cm := range cmds {
+			r, err := c.readReplyStage(ctx, cm.stage, cm.d)
+			if err != nil {
+				ioErr = err
+				break
+			}
+			replies[k] = r
+		}
+	} else if pipelined {
 		// Write in groups whose unacknowledged bytes stay under 4 KiB,
 		// reading the replies of a group before writing more, so neither
 		// side can block on a full TCP window (Postfix does the same).
@@ -1063,7 +1249,26 @@ func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool
 			c.resetAfterFailure(ctx)
 			return nil, e
 		}
-		if _, werr := c.writeData(ctx, msg); werr != nil {
+		// The next message's commands, when they can go ahead, leave in
+		// the same write as the final dot: a server that answers the
+		// dot before it has read them would send its replies in two
+		// writes, and the second could wait for a delayed ACK (Nagle).
+		var ahead []txCmd
+		var trailer []byte
+		if next != nil && len(retry) == 0 {
+			ahead = c.aheadCommands(next)
+			for _, cm := range ahead {
+				trailer = append(append(trailer, cm.line...), "\r\n"...)
+			}
+		}
+		_, werr := c.writeData(ctx, msg, trailer)
+		if werr == nil && len(ahead) > 0 {
+			for _, cm := range ahead {
+				c.debugf("send: %s", cm.line)
+			}
+			c.pending = &pendingTx{cmds: ahead}
+		}
+		if werr != nil {
 			for _, i := range accepted {
 				fail(i, werr)
 			}
@@ -1127,7 +1332,13 @@ func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool
 			res.Recipients[i].Reply = endReply
 			fail(i, e)
 		}
-		c.resetAfterFailure(ctx)
+		if c.pending != nil {
+			// The reply ended the transaction (RFC 5321 §4.1.1.4); the
+			// next one is under way: no RSET.
+			c.utf8 = false
+		} else {
+			c.resetAfterFailure(ctx)
+		}
 		return nil, e
 	}
 	for _, i := range accepted {

@@ -58,6 +58,20 @@ func (cc *connCache) get(ctx context.Context, name string, opts relay.Options) (
 	return c, false, err
 }
 
+// lastUse reports whether the connection to the named relay carries its
+// last message now: no cache (one message per connection), or its share
+// of messages_per_connection is used up by this one.
+func (cc *connCache) lastUse(name string) bool {
+	if cc == nil {
+		return true
+	}
+	used := 0
+	if e := cc.conns[name]; e != nil {
+		used = e.used
+	}
+	return used+1 >= cc.max
+}
+
 // redial replaces a cached connection that was gone: the cache forgets
 // it, and a new one is dialled.
 func (cc *connCache) redial(ctx context.Context, name string, old *relay.Client, opts relay.Options) (*relay.Client, error) {

@@ -367,12 +367,16 @@ func (j *job) planBatch(q *queue.Queue, items []*queue.Item, force, journal bool
 // recorded for them was not made, and they wait for their next one.
 // Every item is unlocked (or handed to rm, which unlocks it).
 func (j *job) deliverBatch(ctx context.Context, q *queue.Queue, b *batch, rm *queue.Remover) {
-	for _, bi := range b.items {
+	for k, bi := range b.items {
 		if ctx.Err() != nil {
 			bi.Unlock()
 			continue
 		}
+		if bi.deliver && len(itemDeliveries(bi.Item)) == 1 {
+			j.ahead = j.aheadOf(b.items[k+1:])
+		}
 		j.attemptItem(ctx, q, bi.Item, bi.deliver, rm)
+		j.ahead = nil
 	}
 	if err := b.journal.Done(); err != nil {
 		j.warnf("%v", err)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -583,6 +584,42 @@ func TestQueueRunSharesConnection(t *testing.T) {
 	}
 	if n := strings.Count(wire, "QUIT\r\n"); n != 2 {
 		t.Errorf("%d QUITs, want 2", n)
+	}
+}
+
+// A queue run over a relay that offers PIPELINING sends the next
+// message's MAIL, RCPT and DATA right behind the previous message's
+// final dot (one round trip a message), except behind the last message
+// of a connection; every message arrives once.
+func TestQueueRunSendsNextEnvelopeAhead(t *testing.T) {
+	s := newQueueSite(t, "", "messages_per_connection = 3\nconnections_per_relay = 1\n")
+	for i := 0; i < 4; i++ {
+		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+	}
+	if code := s.run("", "sendmail", "-q", "-v"); code != 0 {
+		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		t.Fatalf("queue not empty: %+v", items)
+	}
+	// The transcript: after the data of messages 1 and 2 of the first
+	// connection comes the next MAIL, before the reply to the data; not
+	// after message 3 (the connection's last) nor 4 (the run's last).
+	ahead := regexp.MustCompile(`data: [0-9]+ octets\nsend: MAIL FROM:`)
+	if n := len(ahead.FindAllString(s.lastStderr, -1)); n != 2 {
+		t.Errorf("%d envelopes sent ahead, want 2:\n%s", n, s.lastStderr)
+	}
+	s.sink.close()
+	wire := s.sink.received()
+	for i := 0; i < 4; i++ {
+		if n := strings.Count(wire, fmt.Sprintf("Subject: %d\r\n", i)); n != 1 {
+			t.Errorf("message %d sent %d times", i, n)
+		}
+	}
+	if n := strings.Count(wire, "MAIL FROM:"); n != 4 {
+		t.Errorf("%d MAIL commands, want 4", n)
 	}
 }
 

@@ -37,6 +37,19 @@ type job struct {
 	// of the item being delivered, "" at submission.
 	log   io.Writer
 	logID string
+	// ahead is the message a queue run's worker sends after the current
+	// one, whose envelope can go out ahead (see aheadOf); nil otherwise.
+	ahead *nextMessage
+}
+
+// nextMessage is the next message a worker will send to a relay: its
+// envelope goes out behind the current message's data
+// (relay.SendOptions.Next), saving a round trip per message.
+type nextMessage struct {
+	relay string
+	from  string
+	rcpts []string
+	so    *relay.SendOptions
 }
 
 // loadConfig reads the config named by -C, HANDOFF_CONFIG or the
@@ -304,6 +317,11 @@ func (j *job) routeAll(sender string, rcpts []string) ([]*route, []outcome) {
 // recipient.
 func (j *job) send(ctx context.Context, d *delivery, rcpts []string) []outcome {
 	routes, out := j.routeAll(d.sender, rcpts)
+	if len(routes) != 1 || len(out) > 0 {
+		// The next message's envelope goes ahead only behind a message
+		// that makes one SMTP transaction.
+		j.ahead = nil
+	}
 	for _, rt := range routes {
 		if len(rt.relays) == 0 {
 			out = append(out, j.sendLocal(d, rt.rcpts, "local", j.env.MailSpool)...)
@@ -380,21 +398,10 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	server, tls = c.Server(), c.TLS()
 	var sendErr error
 	defer func() { j.conns.put(ctx, rl.Name, c, sendErr) }()
-	so := &relay.SendOptions{Mail: relay.MailOptions{Size: d.size, UTF8: d.smtpUTF8}}
-	// BODY follows the content, not -B: cron always says -B8BITMIME, and
-	// an ASCII message must not fail at a relay without 8BITMIME.
-	switch {
-	case d.has8Bit:
-		so.Mail.Body = relay.Body8BitMIME
-	case d.body7Bit:
-		so.Mail.Body = relay.Body7Bit
+	so := sendOptions(d)
+	if n := j.ahead; n != nil && n.relay == rl.Name && !j.conns.lastUse(rl.Name) {
+		so.Next = &relay.NextMessage{From: n.from, To: n.rcpts, Options: n.so}
 	}
-	so.Mail.Return = relay.DSNReturn(d.ret)
-	so.Mail.EnvelopeID = d.envID
-	for _, n := range d.notify {
-		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(n))
-	}
-	so.OriginalRecipients = d.orcpt
 	res, err := j.sendOnce(ctx, c, d, rcpts, so)
 	if unprobed && goneBeforeSending(err) {
 		// The cached connection had been closed by the server: the
@@ -423,6 +430,49 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 		}
 	}
 	return out
+}
+
+// sendOptions are the MAIL and RCPT parameters of d.
+func sendOptions(d *delivery) *relay.SendOptions {
+	so := &relay.SendOptions{Mail: relay.MailOptions{Size: d.size, UTF8: d.smtpUTF8}}
+	// BODY follows the content, not -B: cron always says -B8BITMIME, and
+	// an ASCII message must not fail at a relay without 8BITMIME.
+	switch {
+	case d.has8Bit:
+		so.Mail.Body = relay.Body8BitMIME
+	case d.body7Bit:
+		so.Mail.Body = relay.Body7Bit
+	}
+	so.Mail.Return = relay.DSNReturn(d.ret)
+	so.Mail.EnvelopeID = d.envID
+	for _, n := range d.notify {
+		so.Rcpt.Notify = append(so.Rcpt.Notify, relay.DSNNotify(n))
+	}
+	so.OriginalRecipients = d.orcpt
+	return so
+}
+
+// aheadOf returns the next message of a worker's batch whose envelope
+// can go out ahead of it: the first item of rest to be delivered, when
+// its remaining recipients make one delivery to one route whose first
+// relay speaks SMTP (nil otherwise).
+func (j *job) aheadOf(rest []batchItem) *nextMessage {
+	for _, bi := range rest {
+		if !bi.deliver {
+			continue
+		}
+		dels := itemDeliveries(bi.Item)
+		if len(dels) != 1 {
+			return nil
+		}
+		d := dels[0]
+		routes, failed := j.routeAll(d.sender, d.rcpts)
+		if len(failed) > 0 || len(routes) != 1 || len(routes[0].relays) == 0 || routes[0].relays[0].IsMbox() {
+			return nil
+		}
+		return &nextMessage{relay: routes[0].relays[0].Name, from: d.sender, rcpts: routes[0].rcpts, so: sendOptions(d.delivery)}
+	}
+	return nil
 }
 
 // sendOnce sends the message of d over c.

@@ -558,17 +558,7 @@ func TestQueueDelayWarning(t *testing.T) {
 // RSET between messages, and closes it after messages_per_connection.
 func TestQueueRunSharesConnection(t *testing.T) {
 	s := newQueueSite(t, "", "messages_per_connection = 3\nconnections_per_relay = 1\n")
-	for i := 0; i < 5; i++ {
-		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
-			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
-		}
-	}
-	if code := s.run("", "sendmail", "-q"); code != 0 {
-		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
-	}
-	if items := s.items(); len(items) != 0 {
-		t.Fatalf("queue not empty: %+v", items)
-	}
+	s.queueAndFlush(5)
 	s.sink.close()
 	wire := s.sink.received()
 	if n := strings.Count(wire, "MAIL FROM:"); n != 5 {
@@ -593,17 +583,7 @@ func TestQueueRunSharesConnection(t *testing.T) {
 // of a connection; every message arrives once.
 func TestQueueRunSendsNextEnvelopeAhead(t *testing.T) {
 	s := newQueueSite(t, "", "messages_per_connection = 3\nconnections_per_relay = 1\n")
-	for i := 0; i < 4; i++ {
-		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
-			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
-		}
-	}
-	if code := s.run("", "sendmail", "-q", "-v"); code != 0 {
-		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
-	}
-	if items := s.items(); len(items) != 0 {
-		t.Fatalf("queue not empty: %+v", items)
-	}
+	s.queueAndFlush(4, "-v")
 	// The transcript: after the data of messages 1 and 2 of the first
 	// connection comes the next MAIL, before the reply to the data; not
 	// after message 3 (the connection's last) nor 4 (the run's last).
@@ -613,11 +593,7 @@ func TestQueueRunSendsNextEnvelopeAhead(t *testing.T) {
 	}
 	s.sink.close()
 	wire := s.sink.received()
-	for i := 0; i < 4; i++ {
-		if n := strings.Count(wire, fmt.Sprintf("Subject: %d\r\n", i)); n != 1 {
-			t.Errorf("message %d sent %d times", i, n)
-		}
-	}
+	checkEachOnce(t, wire, 4)
 	if n := strings.Count(wire, "MAIL FROM:"); n != 4 {
 		t.Errorf("%d MAIL commands, want 4", n)
 	}
@@ -629,29 +605,44 @@ func TestQueueRunSendsNextEnvelopeAhead(t *testing.T) {
 // queued, nothing is sent twice.
 func TestQueueRunServerClosesAfterEachMessage(t *testing.T) {
 	s := newQueueSite(t, `<end of data> => 250 2.0.0 Ok\n<close>`, "messages_per_connection = 100\nconnections_per_relay = 1\n")
-	for i := 0; i < 4; i++ {
-		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
-			t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
-		}
-	}
-	if code := s.run("", "sendmail", "-q", "-v"); code != 0 {
-		t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
-	}
-	if items := s.items(); len(items) != 0 {
-		t.Fatalf("queue not empty: %+v", items)
-	}
+	s.queueAndFlush(4, "-v")
 	s.sink.close()
 	wire := s.sink.received()
-	for i := 0; i < 4; i++ {
-		if n := strings.Count(wire, fmt.Sprintf("Subject: %d\r\n", i)); n != 1 {
-			t.Errorf("message %d sent %d times", i, n)
-		}
-	}
+	checkEachOnce(t, wire, 4)
 	if n := strings.Count(wire, "EHLO "); n != 4 {
 		t.Errorf("%d connections, want 4:\n%s", n, wire)
 	}
 	if n := strings.Count(s.lastStderr, "connecting again"); n != 3 {
 		t.Errorf("%d redials reported, want 3:\n%s", n, s.lastStderr)
+	}
+}
+
+// queueAndFlush queues n messages to bob@example.net, "Subject: 0" to
+// "Subject: n-1", then runs the queue with the extra arguments and
+// checks that it ends empty.
+func (s *queueSite) queueAndFlush(n int, args ...string) {
+	s.t.Helper()
+	for i := 0; i < n; i++ {
+		if code := s.run(fmt.Sprintf("Subject: %d\n\nbody\n", i), "sendmail", "-odq", "-i", "bob@example.net"); code != 0 {
+			s.t.Fatalf("-odq: exit %d: %s", code, s.lastStderr)
+		}
+	}
+	if code := s.run("", append([]string{"sendmail", "-q"}, args...)...); code != 0 {
+		s.t.Fatalf("-q: exit %d: %s", code, s.lastStderr)
+	}
+	if items := s.items(); len(items) != 0 {
+		s.t.Fatalf("queue not empty: %+v", items)
+	}
+}
+
+// checkEachOnce checks that the messages queueAndFlush queued each
+// reached the sink once.
+func checkEachOnce(t *testing.T, wire string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if c := strings.Count(wire, fmt.Sprintf("Subject: %d\r\n", i)); c != 1 {
+			t.Errorf("message %d sent %d times", i, c)
+		}
 	}
 }
 

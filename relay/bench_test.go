@@ -326,6 +326,16 @@ func benchSendMail(b *testing.B, pipelining, lmtp bool, opts *SendOptions) {
 // MAIL, RCPT and DATA in one write, their replies in one read.
 func BenchmarkSendMailPipelined(b *testing.B) { benchSendMail(b, true, false, nil) }
 
+// As a queue run sends: the next message's MAIL, RCPT and DATA go out
+// behind each message's final dot (SendOptions.Next), one round trip a
+// message.
+func BenchmarkSendMailAhead(b *testing.B) {
+	size := &SendOptions{Mail: MailOptions{Size: int64(len(msg2K))}}
+	opts := *size
+	opts.Next = &NextMessage{From: "sender@example.org", To: []string{"rcpt@example.net"}, Options: size}
+	benchSendMail(b, true, false, &opts)
+}
+
 // One round trip per command: the server does not offer PIPELINING.
 func BenchmarkSendMailLockStep(b *testing.B) { benchSendMail(b, false, false, nil) }
 

@@ -13,6 +13,9 @@
 #   REV=HEAD bash bench/run.sh  # handoff built from the last commit
 #   bash bench/run.sh -h        # this text
 #
+# For a quick A/B of queue flushes between builds before a full run, see
+# bench/ab-flush.sh.
+#
 # Settings, all from the environment (default of a full run / of SHORT=1):
 #   N=200/3        measured sendmail calls per tool in figures 1, 1b and 2
 #   WARMUP=3/1     unrecorded rounds before them

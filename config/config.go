@@ -310,6 +310,13 @@ type Relay struct {
 	// reply after the final dot. Default: "10m" (RFC 5321 §4.5.3.2.6).
 	DataTimeout Duration
 
+	// `pipelining`: send commands in groups (RFC 2920) when the relay
+	// offers PIPELINING, and in a queue run the next message's MAIL,
+	// RCPT and DATA right behind the previous message's data; false
+	// sends one command at a time, for a relay that announces PIPELINING
+	// and mishandles it. Default: true.
+	Pipelining bool
+
 	// Line is the line of the [[relay]] header in Config.Path, for
 	// messages; 0 when not from a file. Not a key.
 	Line int
@@ -523,6 +530,7 @@ func defaultRelay() Relay {
 		ConnectTimeout: Duration{defaultConnect},
 		CommandTimeout: Duration{defaultCommand},
 		DataTimeout:    Duration{defaultData},
+		Pipelining:     true,
 	}
 }
 

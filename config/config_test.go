@@ -236,8 +236,9 @@ func TestFullExample(t *testing.T) {
 			r.TLSMinVersion = "1.3"
 			r.TLSServerName = "smtp.example.com"
 			r.Senders = []string{"*@example.com"}
+			r.Pipelining = false
 		}),
-		r("backup", "submission://mail.example.net", 136, func(r *Relay) {
+		r("backup", "submission://mail.example.net", 138, func(r *Relay) {
 			r.Username = "app@example.net"
 			r.PasswordCommand = "/usr/local/bin/oauth2-token --account app@example.net"
 			r.Auth = []string{"XOAUTH2"}

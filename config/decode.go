@@ -31,7 +31,7 @@ var (
 	relayKeys = []string{"name", "url", "starttls", "username", "password", "password_file", "password_command",
 		"password_credential", "auth",
 		"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_pin_sha256", "tls_min_version", "tls_server_name", "tls_insecure",
-		"senders", "domains", "connect_timeout", "command_timeout", "data_timeout", "oauth2"}
+		"senders", "domains", "connect_timeout", "command_timeout", "data_timeout", "pipelining", "oauth2"}
 	oauth2Keys = []string{"provider", "client_id", "client_secret", "client_secret_file", "client_secret_credential",
 		"tenant", "scopes", "token_url", "device_auth_url", "auth_url", "token_file"}
 	logKeys    = []string{"syslog", "format"}
@@ -921,6 +921,10 @@ func (d *decoder) relay(p keyPath, t map[string]any, n int) Relay {
 		case "data_timeout":
 			if dur, ok := d.duration(kp, v, false); ok {
 				r.DataTimeout = dur
+			}
+		case "pipelining":
+			if b, ok := d.boolean(kp, v); ok {
+				r.Pipelining = b
 			}
 		default:
 			d.unknown(p, k)

@@ -133,6 +133,7 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			kv("connect_timeout", tomlQuote(r.ConnectTimeout.String()))
 			kv("command_timeout", tomlQuote(r.CommandTimeout.String()))
 			kv("data_timeout", tomlQuote(r.DataTimeout.String()))
+			kv("pipelining", strconv.FormatBool(r.Pipelining))
 		}
 		if o := r.OAuth2; o != nil && kind != urlMbox {
 			b.WriteString("\n[relay.oauth2]\n")

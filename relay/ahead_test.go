@@ -214,3 +214,29 @@ func TestSendAheadOnlyWhenPipelining(t *testing.T) {
 	c.Quit(bg)
 	f.wait()
 }
+
+// NoPipelining on the message being sent: nothing goes ahead behind it,
+// even when the server offers PIPELINING and Next is set.
+func TestSendAheadNotWithNoPipelining(t *testing.T) {
+	f := startFake(t, func(s *session) {
+		if !s.greetEHLO("PIPELINING") {
+			return
+		}
+		s.expect("MAIL FROM:<a@x.test>")
+		s.send("250 ok")
+		s.expect("RCPT TO:<b@y.test>")
+		s.send("250 ok")
+		s.expect("DATA")
+		s.send("354 go")
+		s.data()
+		s.send("250 queued")
+		s.quit()
+	})
+	c := dialFake(t, f, plainOpts(f))
+	next := &NextMessage{From: "c@x.test", To: []string{"b@y.test"}}
+	if _, err := c.SendMail(bg, "a@x.test", []string{"b@y.test"}, strings.NewReader("m"), &SendOptions{NoPipelining: true, Next: next}); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit(bg)
+	f.wait()
+}

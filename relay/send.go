@@ -1255,7 +1255,7 @@ func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool
 		// writes, and the second could wait for a delayed ACK (Nagle).
 		var ahead []txCmd
 		var trailer []byte
-		if next != nil && len(retry) == 0 {
+		if next != nil && pipelined && len(retry) == 0 {
 			ahead = c.aheadCommands(next)
 			for _, cm := range ahead {
 				trailer = append(append(trailer, cm.line...), "\r\n"...)

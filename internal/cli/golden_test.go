@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -400,6 +401,9 @@ type sink struct {
 	discard   bool
 	dataBytes int64
 	maxLine   int
+	// serving is 1 while a connection is being served: a client that
+	// hangs up after QUIT does not wait for the sink to read it.
+	serving atomic.Int32
 }
 
 func startSink(t *testing.T, script string) *sink {
@@ -416,7 +420,9 @@ func startSink(t *testing.T, script string) *sink {
 			if err != nil {
 				return
 			}
+			s.serving.Store(1)
 			s.serve(c)
+			s.serving.Store(0)
 		}
 	}()
 	t.Cleanup(s.close)
@@ -426,6 +432,7 @@ func startSink(t *testing.T, script string) *sink {
 func (s *sink) close() { s.ln.Close(); s.wg.Wait() }
 
 func (s *sink) received() string {
+	s.waitIdle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rx.String()
@@ -438,8 +445,17 @@ func (s *sink) setRules(script string) {
 	s.rules = parseRules(script)
 }
 
-// mark appends a line to what the sink received (between runs).
+// waitIdle waits (5 s at most) until no connection is being served.
+func (s *sink) waitIdle() {
+	for i := 0; s.serving.Load() != 0 && i < 5000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// mark appends a line to what the sink received (between runs), once
+// the sink has read to the end of the last run's connection.
 func (s *sink) mark(line string) {
+	s.waitIdle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rx.WriteString(line)

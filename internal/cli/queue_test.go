@@ -599,6 +599,30 @@ func TestQueueRunSendsNextEnvelopeAhead(t *testing.T) {
 	}
 }
 
+// pipelining = false on the relay: one command at a time, each reply
+// awaited, and nothing sent ahead, though the sink offers PIPELINING.
+func TestQueueRunPipeliningOff(t *testing.T) {
+	s := newQueueSite(t, "", "connections_per_relay = 1\n")
+	data, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(data), "starttls = \"none\"\n", "starttls = \"none\"\npipelining = false\n", 1)
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.queueAndFlush(3, "-v")
+	lockStep := regexp.MustCompile(`send: MAIL FROM:[^\n]*\nreply: 250[^\n]*\nsend: RCPT TO:[^\n]*\nreply: 250[^\n]*\nsend: DATA\nreply: 354`)
+	if n := len(lockStep.FindAllString(s.lastStderr, -1)); n != 3 {
+		t.Errorf("%d lock-step transactions, want 3:\n%s", n, s.lastStderr)
+	}
+	if strings.Contains(s.lastStderr, "octets\nsend: MAIL") {
+		t.Errorf("an envelope went ahead:\n%s", s.lastStderr)
+	}
+	s.sink.close()
+	checkEachOnce(t, s.sink.received(), 3)
+}
+
 // A server that closes the connection after each message: the run
 // finds the cached connection gone when it sends the next MAIL, and
 // sends that message over a new connection at once; nothing is left

@@ -399,6 +399,7 @@ func (j *job) sendRelay(ctx context.Context, d *delivery, rcpts []string, rl *co
 	var sendErr error
 	defer func() { j.conns.put(ctx, rl.Name, c, sendErr) }()
 	so := sendOptions(d)
+	so.NoPipelining = !rl.Pipelining
 	if n := j.ahead; n != nil && n.relay == rl.Name && !j.conns.lastUse(rl.Name) {
 		so.Next = &relay.NextMessage{From: n.from, To: n.rcpts, Options: n.so}
 	}
@@ -470,7 +471,11 @@ func (j *job) aheadOf(rest []batchItem) *nextMessage {
 		if len(failed) > 0 || len(routes) != 1 || len(routes[0].relays) == 0 || routes[0].relays[0].IsMbox() {
 			return nil
 		}
-		return &nextMessage{relay: routes[0].relays[0].Name, from: d.sender, rcpts: routes[0].rcpts, so: sendOptions(d.delivery)}
+		rl := routes[0].relays[0]
+		if !rl.Pipelining {
+			return nil
+		}
+		return &nextMessage{relay: rl.Name, from: d.sender, rcpts: routes[0].rcpts, so: sendOptions(d.delivery)}
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -561,6 +560,19 @@ func (d *decoder) absPath(p keyPath, s string) bool {
 	return true
 }
 
+// secretFile reads the absolute path of a file holding a secret, and
+// warns when every user may read that file.
+func (d *decoder) secretFile(p keyPath, v any) (string, bool) {
+	s, ok := d.str(p, v)
+	if !ok || !d.absPath(p, s) {
+		return "", false
+	}
+	if st, err := os.Stat(s); err == nil && st.Mode().Perm()&0o004 != 0 {
+		d.warn(p, "%s is readable by every user (mode %04o); make it readable only by root and handoff (chmod 600 or 640)", s, st.Mode().Perm())
+	}
+	return s, true
+}
+
 // ---------------------------------------------------------------- tables
 
 func (d *decoder) queue(p keyPath, t map[string]any, q *Queue) {
@@ -836,11 +848,8 @@ func (d *decoder) relay(p keyPath, t map[string]any, n int) Relay {
 				r.Password = s
 			}
 		case "password_file":
-			if s, ok := d.str(kp, v); ok && d.absPath(kp, s) {
+			if s, ok := d.secretFile(kp, v); ok {
 				r.PasswordFile = s
-				if st, err := os.Stat(s); err == nil && st.Mode().Perm()&0o004 != 0 {
-					d.warn(kp, "%s is readable by every user (mode %04o); make it readable only by root and handoff (chmod 600 or 640)", s, st.Mode().Perm())
-				}
 			}
 		case "password_command":
 			if s, ok := d.str(kp, v); ok {
@@ -978,11 +987,8 @@ func (d *decoder) oauth2(p keyPath, t map[string]any) *OAuth2 {
 				o.ClientSecret = s
 			}
 		case "client_secret_file":
-			if s, ok := d.str(kp, v); ok && d.absPath(kp, s) {
+			if s, ok := d.secretFile(kp, v); ok {
 				o.ClientSecretFile = s
-				if st, err := os.Stat(s); err == nil && st.Mode().Perm()&0o004 != 0 {
-					d.warn(kp, "%s is readable by every user (mode %04o); make it readable only by root and handoff (chmod 600 or 640)", s, st.Mode().Perm())
-				}
 			}
 		case "client_secret_credential":
 			if s, ok := d.str(kp, v); ok && d.credentialName(kp, s) {
@@ -1048,15 +1054,9 @@ func (d *decoder) oauth2(p keyPath, t map[string]any) *OAuth2 {
 	if len(d.problems) > nprob {
 		return o
 	}
-	if def, ok := oauth.Defaults(o.Provider, o.Tenant); ok {
+	if _, ok := o.fillDefaults(); ok {
 		if o.Provider == oauth.Microsoft && o.Tenant == "" {
 			o.Tenant = oauth.DefaultTenant
-		}
-		o.TokenURL = cmp.Or(o.TokenURL, def.TokenURL)
-		o.DeviceAuthURL = cmp.Or(o.DeviceAuthURL, def.DeviceAuthURL)
-		o.AuthURL = cmp.Or(o.AuthURL, def.AuthURL)
-		if o.Scopes == nil {
-			o.Scopes = slices.Clone(def.Scopes)
 		}
 	} else {
 		if o.TokenURL == "" {

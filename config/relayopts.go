@@ -164,16 +164,34 @@ func (c *Config) RelayOptionsContext(ctx context.Context, r *Relay) (relay.Optio
 	return o, cred, nil
 }
 
+// fillDefaults gives the endpoints and scopes o leaves empty the
+// provider's defaults, and returns those; ok is false for a provider
+// without defaults (""), which then changes nothing.
+func (o *OAuth2) fillDefaults() (def oauth.Provider, ok bool) {
+	def, ok = oauth.Defaults(o.Provider, o.Tenant)
+	if !ok {
+		return def, false
+	}
+	o.TokenURL = cmp.Or(o.TokenURL, def.TokenURL)
+	o.DeviceAuthURL = cmp.Or(o.DeviceAuthURL, def.DeviceAuthURL)
+	o.AuthURL = cmp.Or(o.AuthURL, def.AuthURL)
+	if o.Scopes == nil {
+		o.Scopes = slices.Clone(def.Scopes)
+	}
+	return def, true
+}
+
 // OAuth2Client returns the OAuth2 client of a relay with [relay.oauth2]
 // (nil without), for RelayOptions and "handoff oauth2 login". Its client
 // secret is read from client_secret_file or client_secret_credential
 // only when a request needs it; keys left empty in a Relay not made by
 // Parse take the provider's defaults.
 func (r *Relay) OAuth2Client() *oauth.Client {
-	o := r.OAuth2
-	if o == nil {
+	if r.OAuth2 == nil {
 		return nil
 	}
+	o := *r.OAuth2
+	def, _ := o.fillDefaults()
 	c := &oauth.Client{
 		Relay:         r.Name,
 		ClientID:      o.ClientID,
@@ -182,15 +200,7 @@ func (r *Relay) OAuth2Client() *oauth.Client {
 		DeviceAuthURL: o.DeviceAuthURL,
 		AuthURL:       o.AuthURL,
 		TokenFile:     o.TokenFile,
-	}
-	if def, ok := oauth.Defaults(o.Provider, o.Tenant); ok {
-		c.AuthParams = def.AuthParams
-		c.TokenURL = cmp.Or(c.TokenURL, def.TokenURL)
-		c.DeviceAuthURL = cmp.Or(c.DeviceAuthURL, def.DeviceAuthURL)
-		c.AuthURL = cmp.Or(c.AuthURL, def.AuthURL)
-		if c.Scopes == nil {
-			c.Scopes = slices.Clone(def.Scopes)
-		}
+		AuthParams:    def.AuthParams,
 	}
 	if c.TokenFile == "" && r.Name != "" {
 		c.TokenFile = defaultTokenDir + "/" + r.Name + ".json"

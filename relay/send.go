@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -746,7 +747,7 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 	if len(to) == 0 {
 		return nil, invalidArg("no recipients")
 	}
-	mailLine, mailUTF8, lines, chunking, err := c.envelope(from, to, opts, readerSize(msg))
+	mailLine, mailUTF8, lines, chunking, err := c.envelope(from, to, opts, msg)
 	if err != nil {
 		return nil, err
 	}
@@ -831,11 +832,12 @@ func (c *Client) SendMail(ctx context.Context, from string, to []string, msg io.
 
 // envelope returns the MAIL line of a message (and whether it asks for
 // SMTPUTF8), the RCPT line of each recipient, and whether the data goes
-// by BDAT. size stands in for opts.Mail.Size when that is 0.
-func (c *Client) envelope(from string, to []string, opts *SendOptions, size int64) (mailLine string, mailUTF8 bool, lines []string, chunking bool, err error) {
+// by BDAT. When opts.Mail.Size is 0 the size is estimated from msg
+// (readerSize; nil: none).
+func (c *Client) envelope(from string, to []string, opts *SendOptions, msg io.Reader) (mailLine string, mailUTF8 bool, lines []string, chunking bool, err error) {
 	mo := opts.Mail
 	if mo.Size == 0 {
-		mo.Size = size
+		mo.Size = readerSize(msg)
 	}
 	utf8 := mo.UTF8
 	if !isASCII(from) {
@@ -907,7 +909,7 @@ func (c *Client) aheadCommands(next *NextMessage) []txCmd {
 		// not here yet: its MAIL line cannot be known.
 		return nil
 	}
-	mailLine, _, lines, chunking, err := c.envelope(next.From, next.To, opts, 0)
+	mailLine, _, lines, chunking, err := c.envelope(next.From, next.To, opts, nil)
 	if err != nil || chunking {
 		return nil
 	}
@@ -933,29 +935,10 @@ func (c *Client) aheadCommands(next *NextMessage) []txCmd {
 	return cmds
 }
 
-// takePending reports whether the commands of a transaction are the ones
-// sent ahead; if they are not, the transaction sent ahead is undone
-// (abandonPending) and false returned.
-func (c *Client) takePending(ctx context.Context, cmds []txCmd) bool {
-	p := c.pending
-	if p == nil {
-		return false
-	}
-	if len(p.cmds) == len(cmds) {
-		same := true
-		for i := range cmds {
-			if cmds[i].line != p.cmds[i].line {
-				same = false
-				break
-			}
-		}
-		if same {
-			c.pending = nil
-			return true
-		}
-	}
-	c.abandonPending(ctx)
-	return false
+// matches reports whether cmds are the commands this transaction sent
+// ahead.
+func (p *pendingTx) matches(cmds []txCmd) bool {
+	return slices.EqualFunc(p.cmds, cmds, func(a, b txCmd) bool { return a.line == b.line })
 }
 
 // abandonPending reads the replies of a transaction sent ahead and not
@@ -1059,8 +1042,9 @@ func (c *Client) transaction(ctx context.Context, mailLine string, mailUTF8 bool
 	var ioErr error
 	ahead := false // the commands went out ahead (SendOptions.Next)
 	if c.pending != nil {
-		if pipelined && c.takePending(ctx, cmds) {
-			ahead = true
+		ahead = pipelined && c.pending.matches(cmds)
+		if ahead {
+			c.pending = nil
 		} else {
 			c.abandonPending(ctx)
 		}

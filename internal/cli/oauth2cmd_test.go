@@ -448,6 +448,25 @@ func TestOAuth2LoginLocalFailures(t *testing.T) {
 	}
 }
 
+// oauthRelayConfig is a config with one relay, "office", at the sink
+// addr, whose [relay.oauth2] has the fake provider's endpoints at
+// providerURL and tokenFile.
+func oauthRelayConfig(addr, providerURL, tokenFile string) string {
+	return `hostname = "h.example.org"
+domain = "example.org"
+[[relay]]
+name = "office"
+url = "smtp://` + addr + `"
+starttls = "none"
+username = "me@example.com"
+[relay.oauth2]
+client_id = "the-client"
+token_url = "` + providerURL + `/token"
+device_auth_url = "` + providerURL + `/device"
+token_file = "` + tokenFile + `"
+`
+}
+
 // End to end: sendmail through a relay with [relay.oauth2] whose token
 // is about to expire refreshes it at the provider and sends the new one
 // in AUTH XOAUTH2; a refused refresh fails the message with exit 78 and
@@ -458,19 +477,7 @@ func TestOAuth2RelaySendsRefreshedToken(t *testing.T) {
 	}, oauthRefusal("invalid_grant"))
 	s := startSink(t, "EHLO => 250-sink.test\\n250-AUTH XOAUTH2\\n250 8BITMIME\nAUTH => 235 2.7.0 ok")
 	tokenFile := filepath.Join(t.TempDir(), "office.json")
-	cfg := `hostname = "h.example.org"
-domain = "example.org"
-[[relay]]
-name = "office"
-url = "smtp://` + s.addr + `"
-starttls = "none"
-username = "me@example.com"
-[relay.oauth2]
-client_id = "the-client"
-token_url = "` + p.srv.URL + `/token"
-device_auth_url = "` + p.srv.URL + `/device"
-token_file = "` + tokenFile + `"
-`
+	cfg := oauthRelayConfig(s.addr, p.srv.URL, tokenFile)
 	stale := &oauth.Token{AccessToken: "stale-access", RefreshToken: "refresh-t0ken", Expiry: time.Now().Add(time.Minute)}
 	if err := oauth.WriteTokenFile(context.Background(), tokenFile, stale); err != nil {
 		t.Fatal(err)
@@ -508,19 +515,7 @@ func TestOAuth2TokenEndpointDown(t *testing.T) {
 	p := newOAuthProvider(t, down, down)
 	s := startSink(t, "EHLO => 250-sink.test\\n250-AUTH XOAUTH2\\n250 8BITMIME\nAUTH => 235 2.7.0 ok")
 	tokenFile := filepath.Join(t.TempDir(), "office.json")
-	cfg := `hostname = "h.example.org"
-domain = "example.org"
-[[relay]]
-name = "office"
-url = "smtp://` + s.addr + `"
-starttls = "none"
-username = "me@example.com"
-[relay.oauth2]
-client_id = "the-client"
-token_url = "` + p.srv.URL + `/token"
-device_auth_url = "` + p.srv.URL + `/device"
-token_file = "` + tokenFile + `"
-`
+	cfg := oauthRelayConfig(s.addr, p.srv.URL, tokenFile)
 	stale := &oauth.Token{AccessToken: "stale-access", RefreshToken: "refresh-t0ken", Expiry: time.Now()}
 	if err := oauth.WriteTokenFile(context.Background(), tokenFile, stale); err != nil {
 		t.Fatal(err)

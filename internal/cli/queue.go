@@ -372,7 +372,7 @@ func (j *job) deliverBatch(ctx context.Context, q *queue.Queue, b *batch, rm *qu
 			bi.Unlock()
 			continue
 		}
-		if bi.deliver && len(itemDeliveries(bi.Item)) == 1 {
+		if bi.deliver {
 			j.ahead = j.aheadOf(b.items[k+1:])
 		}
 		j.attemptItem(ctx, q, bi.Item, bi.deliver, rm)
@@ -390,7 +390,13 @@ func (j *job) attemptItem(ctx context.Context, q *queue.Queue, it *queue.Item, d
 	defer func() { j.logID = "" }()
 	e, id, p := it.Env, it.ID(), j.policy()
 	if deliver {
-		for _, d := range itemDeliveries(it) {
+		dels := itemDeliveries(it)
+		if len(dels) != 1 {
+			// The next message's envelope goes ahead only behind a
+			// message that makes one SMTP transaction.
+			j.ahead = nil
+		}
+		for _, d := range dels {
 			out := j.send(ctx, d.delivery, d.rcpts)
 			it.Apply(results(out, retryLater), j.env.Now(), p)
 			for _, o := range out {

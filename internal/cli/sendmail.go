@@ -318,9 +318,7 @@ func (j *job) routeAll(sender string, rcpts []string) ([]*route, []outcome) {
 func (j *job) send(ctx context.Context, d *delivery, rcpts []string) []outcome {
 	routes, out := j.routeAll(d.sender, rcpts)
 	if len(routes) != 1 || len(out) > 0 {
-		// The next message's envelope goes ahead only behind a message
-		// that makes one SMTP transaction.
-		j.ahead = nil
+		j.ahead = nil // not one SMTP transaction (see attemptItem)
 	}
 	for _, rt := range routes {
 		if len(rt.relays) == 0 {

@@ -313,6 +313,28 @@ func TestRefreshNetworkError(t *testing.T) {
 	}
 }
 
+// staleTokenProvider makes a token file with a stale token and a
+// provider whose token endpoint answers "refreshed" only once stale has
+// been marked done n times (each caller that read the stale token), or
+// after wait, which is an error naming who did not all come.
+func staleTokenProvider(t *testing.T, n int, stale *sync.WaitGroup, wait time.Duration, who string) (*provider, *Client) {
+	t.Helper()
+	stale.Add(n)
+	released := make(chan struct{})
+	go func() { stale.Wait(); close(released) }()
+	p := newProvider(t, func(f url.Values) (int, any) {
+		select {
+		case <-released:
+		case <-time.After(wait):
+			t.Errorf("the %s did not all read the stale token", who)
+		}
+		return 200, map[string]any{"access_token": "refreshed", "expires_in": 3600}
+	}, nil)
+	c := newClient(t, p)
+	writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
+	return p, c
+}
+
 // Concurrent callers that all found the token stale refresh once: the
 // others wait for the lock, read the file again and use the new token.
 // The endpoint answers only once every caller has read the stale token,
@@ -320,19 +342,7 @@ func TestRefreshNetworkError(t *testing.T) {
 func TestConcurrentRefreshOnce(t *testing.T) {
 	const n = 8
 	var stale sync.WaitGroup
-	stale.Add(n)
-	released := make(chan struct{})
-	go func() { stale.Wait(); close(released) }()
-	p := newProvider(t, func(f url.Values) (int, any) {
-		select {
-		case <-released:
-		case <-time.After(10 * time.Second):
-			t.Error("the callers did not all read the stale token")
-		}
-		return 200, map[string]any{"access_token": "refreshed", "expires_in": 3600}
-	}, nil)
-	c := newClient(t, p)
-	writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
+	p, c := staleTokenProvider(t, n, &stale, 10*time.Second, "callers")
 	staleHook = stale.Done
 	t.Cleanup(func() { staleHook = nil })
 
@@ -364,19 +374,7 @@ func TestConcurrentRefreshOnce(t *testing.T) {
 func TestConcurrentRefreshOnceAcrossProcesses(t *testing.T) {
 	const n = 4
 	var stale sync.WaitGroup
-	stale.Add(n)
-	released := make(chan struct{})
-	go func() { stale.Wait(); close(released) }()
-	p := newProvider(t, func(f url.Values) (int, any) {
-		select {
-		case <-released:
-		case <-time.After(20 * time.Second):
-			t.Error("the helpers did not all read the stale token")
-		}
-		return 200, map[string]any{"access_token": "refreshed", "expires_in": 3600}
-	}, nil)
-	c := newClient(t, p)
-	writeToken(t, c.TokenFile, &Token{AccessToken: "old", RefreshToken: testRefresh, Expiry: time.Now()}, 0o600)
+	p, c := staleTokenProvider(t, n, &stale, 20*time.Second, "helpers")
 
 	var wg sync.WaitGroup
 	for i := range n {

@@ -595,7 +595,7 @@ start_daemon() {
 # stop_daemon NAME QUEUE: once its queue is empty (everything delivered),
 # SIGTERM, which closes its relay connections with QUIT.
 stop_daemon() {
-	wait_empty "$2/msg" 120 || die "handoff daemon ($1) still has $(count_files "$2/msg") messages queued after 2 minutes: $(cat "$work/$1.err")"
+	wait_empty "$2/env" 120 || die "handoff daemon ($1) still has $(count_files "$2/env") messages queued after 2 minutes: $(cat "$work/$1.err")"
 	kill -TERM "${dpid[$1]}"
 	local rc=0
 	wait "${dpid[$1]}" || rc=$?
@@ -684,11 +684,11 @@ flush_once() {
 	case $tool in
 	handoff)
 		HANDOFF_CONFIG=$work/flush-c$c.toml "$bin/sendmail" -q 2>>"$work/fig3-flush.err" || rc=$?
-		dir=$fq/msg
+		dir=$fq/env
 		;;
 	handoff-tmpfs)
 		HANDOFF_CONFIG=$work/flush-tmpfs-c$c.toml "$bin/sendmail" -q 2>>"$work/fig3-flush.err" || rc=$?
-		dir=$shm/flush-queue/msg
+		dir=$shm/flush-queue/env
 		;;
 	nullmailer-send)
 		NULLMAILER_TEST_PREFIX=$nmp "$nm_send" >>"$work/nullmailer-send.log" 2>&1 || rc=$?
@@ -735,8 +735,8 @@ for ((r = 1; r <= FLUSH_N; r++)); do
 			-md "$work/fig3-enqueue-last.md" -samples "$work/fig3-enqueue-r$r-c$c.tsv" 2>"$work/fig3-enqueue.log" ||
 			{ cat "$work/fig3-enqueue.log" >&2; die "figure 3: enqueueing failed"; }
 		tail -n +2 "$work/fig3-enqueue-r$r-c$c.tsv" | cut -f1,3 >>"$work/fig3-enqueue.tsv"
-		qs=("$fq/msg" "$nmp/queue/queue")
-		((TMPFS)) && qs+=("$shm/flush-queue/msg")
+		qs=("$fq/env" "$nmp/queue/queue")
+		((TMPFS)) && qs+=("$shm/flush-queue/env")
 		for q in "${qs[@]}"; do
 			n=$(count_files "$q")
 			((n == MSGS)) || die "figure 3: $q holds $n messages after enqueueing, want $MSGS"
@@ -828,7 +828,7 @@ par_once() {
 	# queued; the queue is empty once the sink has them all.
 	t2=$t1
 	if [[ $mode == daemon ]]; then
-		wait_empty "$dq/msg" 120 || die "figure 5: the daemon did not deliver everything in 2 minutes"
+		wait_empty "$dq/env" 120 || die "figure 5: the daemon did not deliver everything in 2 minutes"
 		t2=${EPOCHREALTIME//[.,]/}
 	fi
 	sink_settle sink-par $((m0 + MSGS))
@@ -995,7 +995,7 @@ short_note=
 	echo "\`[daemon] socket\` is the daemon's; it hands the message over LMTP on the Unix socket."
 	echo
 	echo "- **handoff-daemon**: until the front end exits, which is when the daemon has queued the message"
-	echo "  (its one item file written and fsynced, then its directory) and said so; the daemon then"
+	echo "  (message and envelope written and fsynced, directories fsynced) and said so; the daemon then"
 	echo "  delivers it in the background, while the next command of the round runs."
 	echo "- **handoff-daemon-odi**: the same with \`-odi\`: the daemon answers after its delivery attempt, so"
 	echo "  the front end exits once the sink has the message (queued first all the same). The daemon keeps"

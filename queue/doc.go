@@ -8,14 +8,10 @@
 // owned by the user that runs the queue (root standalone, handoff in
 // system mode):
 //
-//	DIR/msg/ID          the item file: its envelope as queued, then the
-//	                    message as prepared (raw bytes, any line ends)
-//	DIR/env/ID          the envelope as last saved, once the item has
-//	                    changed (an attempt, a hold); it supersedes the
-//	                    one in the item file
-//	DIR/corrupt/ID.msg  items moved aside (unparsable or unsafe files)
-//	DIR/corrupt/ID.env
-//	DIR/journal/ID      attempt journals of queue runs (see Journal)
+//	DIR/env/ID          the envelope: the item's commit marker
+//	DIR/msg/ID          the message, as prepared (raw bytes, any line ends)
+//	DIR/corrupt/ID.env  items moved aside (unparsable or unsafe files)
+//	DIR/corrupt/ID.msg
 //	DIR/runner.lock     flock'ed by the one queue runner
 //	DIR/*/.tmp-*        temporary files of writes in progress (or of crashes)
 //
@@ -24,22 +20,9 @@
 // is 16 characters of Crockford base32: 11 of arrival time in
 // microseconds, 5 random (see ValidID). Ids sort by arrival.
 //
-// A message that is delivered at its first attempt (or at the first
-// attempt of a queue run, which journals its attempts; see Journal)
-// costs one file: written once, deleted once. Creating and freeing
-// files, and the waits for the disk that make them durable, are most of
-// what a queue costs.
+// # The envelope file
 //
-// Items queued by handoff before version 2 of the format ("legacy"
-// items) are two files: msg/ID, the message alone, and env/ID, a
-// version 1 envelope that is the item's commit marker. They are read,
-// delivered, saved (as version 1) and removed as they are; Enqueue
-// writes only version 2.
-//
-// # The envelope
-//
-// The envelope is at the head of the item file, and in env/ID once
-// saved. Text, one record per line, "key: value", versioned by its first line,
+// Text, one record per line, "key: value", versioned by its first line,
 // and ended by "end" (a file without it is truncated, hence corrupt).
 // Times are RFC 3339 in UTC. In values, '%', control characters and bytes
 // that are not valid UTF-8 are written %XX (and so are spaces inside the
@@ -47,7 +30,7 @@
 // (CR, LF, NUL, ... are refused at Enqueue), so a value is always one
 // line. For example:
 //
-//	handoff-envelope 2
+//	handoff-envelope 1
 //	id: 0JM2Q4ZK8PX7A3BD
 //	created: 2025-06-02T10:00:00Z
 //	user: www-data
@@ -83,14 +66,8 @@
 // unknown version, an unknown or repeated key, field or flag, a missing
 // required key, a bad escape or value, anything after "end": all corrupt.
 // The format is human-readable on purpose (less, grep), as chasquid's and
-// OpenSMTPD's are; its end line plays the role of Postfix's END record.
-//
-// In the item file, the message starts right after the end line, and
-// the size is written with 15 digits (leading zeros): Enqueue copies the
-// message as it comes and then writes its size in place, before the
-// file is made durable. The envelope there must name the file's id and
-// give the size of what follows it; a saved envelope must give the same
-// size.
+// OpenSMTPD's are; the commit marker plays the role of Postfix's END
+// record.
 //
 // # Durability order
 //
@@ -99,32 +76,33 @@
 // Linux where the file system has it, else .tmp-… with O_EXCL and
 // O_NOFOLLOW; mode 0600), write, fsync, the anonymous file linked to
 // its .tmp- name once its content is durable, close, rename to the
-// target, fsync of the directory. Enqueue writes the item file:
-// msg/.tmp-… (envelope, message, size) → fsync → rename to msg/ID
-// (never replacing an existing file) → fsync msg/. Two waits for the
-// disk, where a message file and an envelope file took four.
+// target, fsync of the directory. Enqueue writes
 //
-// The rename of msg/ID is the commit: before it the message is not
-// queued, after the directory fsync it is, durably. The item file is
-// locked (flock) from its creation until Enqueue returns. If any step
-// fails Enqueue removes what it wrote and returns the error; its caller
-// (sendmail) then exits 75 or 73 and never reports a message as queued
-// that is not. Save (after each attempt) writes env/ID the same way; a
-// crash leaves the old envelope or the new one (or none yet: the one in
-// the item file). Remove deletes the item file first and fsyncs msg/
-// (the item is then no longer queued), then the saved envelope.
+//  1. the message: msg/.tmp-… → fsync → rename to msg/ID (never replacing
+//     an existing file) → fsync msg/;
+//  2. the envelope: env/.tmp-… → fsync → rename to env/ID → fsync env/.
+//
+// The rename of env/ID is the commit: before it the message is not queued,
+// after the directory fsync it is, durably. The message file is locked
+// (flock) from its creation until Enqueue returns, so nobody can take it
+// for an orphan. If any step fails Enqueue removes what it wrote and
+// returns the error; its caller (sendmail) then exits 75 or 73 and never
+// reports a message as queued that is not. Save (after each attempt)
+// rewrites the envelope the same way; a crash leaves the old envelope or
+// the new one. Remove deletes the envelope first and fsyncs env/ (the item
+// is then no longer queued), then the message.
 //
 // A runner works on batches of items, sharing the waits: JournalAttempts
 // records a batch's attempts in one file of journal/ (see Journal), or
 // RecordAttempts writes the envelopes of a batch together (writeDurableBatch: the
 // writeback of all started at once, then each fsynced, renamed, and one
 // fsync of env/ for all the renames), and a Remover removes delivered
-// items in Remove's order with one fsync of msg/ for all the item files
+// items in Remove's order with one fsync of env/ for all the envelopes
 // deleted since the previous one (group commit, at most one every 20 ms),
 // in the background. A killed runner leaves the states it left before
 // (see below). A crash of the machine (power loss, a kernel panic) can
 // undo one thing more: the removals of items delivered less than 20 ms
-// and one fsync of msg/ before it; those items come back and are
+// and one fsync of env/ before it; those items come back and are
 // delivered again (at least once, never lost). (The attempts of a batch whose fsync of env/ did not
 // happen may be lost too, as one item's could: none of them was sent.)
 //
@@ -133,28 +111,24 @@
 // The queue needs no recovery pass: every state a crash can leave is
 // defined.
 //
-//   - msg/ID exists: the item is queued. Its envelope is env/ID if that
-//     exists, else its head; either must be whole and agree with the file.
-//   - env/ID of version 2 without msg/ID: not queued (a crash during
-//     Remove): invisible to List and Due, deleted by ReapOrphans once
-//     older than its grace period (OrphanGrace).
-//   - Legacy items: env/ID of version 1 is the item, and its message
-//     msg/ID must exist with the recorded size; a legacy msg/ID without
-//     env/ID is not queued (a crash of an older handoff), deleted by
-//     ReapOrphans likewise, unless it is locked.
+//   - env/ID exists: the item is queued. Its message must exist with the
+//     recorded size; otherwise it is corrupt.
+//   - msg/ID without env/ID: not queued (a crash before the commit, or
+//     during Remove): invisible to List and Due, deleted by ReapOrphans
+//     once older than its grace period (OrphanGrace) and not locked.
 //   - .tmp-* files: ignored; deleted by ReapOrphans likewise. (With
 //     anonymous temporary files a crash leaves one only between its
 //     link and its rename.)
 //   - An envelope that cannot be parsed, a file that is a symbolic link,
-//     not a regular file, of another owner or mode, or a legacy envelope
-//     without its message: Lock moves the item to corrupt/ and returns a
+//     not a regular file, of another owner or mode, or an envelope without
+//     its message: Lock moves the item to corrupt/ and returns a
 //     *CorruptError, so it is reported once and never retried; List shows
 //     it with its problem until then.
 //
 // # Locking
 //
 // An item is locked by an exclusive, non-blocking flock on msg/ID (its
-// inode never changes; the saved envelope's does at every Save). Whoever holds
+// inode never changes; the envelope's does at every Save). Whoever holds
 // it (a submitter delivering its own message, the runner, an
 // administrator's hold or delete) is the only one to deliver, change or
 // remove the item; anyone else gets ErrBusy and moves on. One runner per

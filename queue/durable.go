@@ -133,10 +133,6 @@ type writeOpts struct {
 	// owner, when not -1, is the uid the file is given (root writing into
 	// a queue owned by another user).
 	owner int
-	// finish, when set, is called with each new file once its content is
-	// written, before the fsync: Enqueue writes there the message's size,
-	// which it learns only at the end.
-	finish func(f *os.File) error
 }
 
 // writeDurable is WriteFileDurable with options, returning the new file
@@ -279,9 +275,6 @@ func fill(ops *fileOps, f *os.File, tmpPath string, write func(io.Writer) error,
 	}
 	bw.Reset(nil)
 	writerPool.Put(bw)
-	if err == nil && o.finish != nil {
-		err = o.finish(f)
-	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", tmpPath, err)
 	}

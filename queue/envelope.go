@@ -11,21 +11,9 @@ import (
 )
 
 // Version is the envelope format this package writes, the number on the
-// first line of every envelope file. Version 2 items are one file, the
-// envelope followed by the message (see the package documentation);
-// version 1 items, written by handoff before it, are an envelope file
-// and a message file, and are still read, delivered and saved as they
-// are. A file with another number is corrupt to this version (moved
-// aside, never guessed at).
-const (
-	Version       = 2
-	legacyVersion = 1
-)
-
-// sizeWidth is the width of the size in the envelope at the head of an
-// item file: Enqueue writes zeros there, copies the message, then
-// writes its size in their place.
-const sizeWidth = 15
+// first line of every envelope file. A file with another number is
+// corrupt to this version (moved aside, never guessed at).
+const Version = 1
 
 // magic starts the first line of an envelope file.
 const magic = "handoff-envelope"
@@ -131,10 +119,9 @@ type Recipient struct {
 }
 
 // Envelope is everything the queue knows about an item besides the
-// message itself: the head of the item file, or the saved env/ID.
+// message itself. Its file is the item's commit marker.
 type Envelope struct {
-	// Version is the format version: Version, or 1 for an item queued
-	// by an older handoff. Enqueue sets it.
+	// Version is the format version, Version. Enqueue sets it.
 	Version int `json:"version"`
 	// ID is the item's id. Enqueue sets it.
 	ID string `json:"id"`
@@ -151,9 +138,8 @@ type Envelope struct {
 	Body8Bit bool `json:"body_8bit,omitempty"`
 	// SMTPUTF8: the message needs SMTPUTF8 (RFC 6531).
 	SMTPUTF8 bool `json:"smtputf8,omitempty"`
-	// Size is the size of the message in bytes (in a version 2 item,
-	// the part of the file after the envelope). Enqueue sets it; Lock
-	// checks it.
+	// Size is the size of the message file in bytes. Enqueue sets it;
+	// Lock checks it.
 	Size int64 `json:"size"`
 	// UID is the submitting user's uid, User the name.
 	UID  int    `json:"uid"`
@@ -179,7 +165,7 @@ type Envelope struct {
 // Validate checks the rules every stored envelope obeys. The error wraps
 // ErrInvalid.
 //
-//   - Version is Version (or 1, a legacy item's); ID has the syntax of an item id; Created is set.
+//   - Version is Version; ID has the syntax of an item id; Created is set.
 //   - No value contains a control character (CR, LF, NUL, TAB, any byte
 //     below 0x20, or DEL): values are single lines, and a CR or LF could
 //     otherwise reach an SMTP command.
@@ -196,8 +182,8 @@ func (e *Envelope) Validate() error {
 }
 
 func (e *Envelope) validate() error {
-	if e.Version != Version && e.Version != legacyVersion {
-		return fmt.Errorf("version %d, want %d (or %d)", e.Version, Version, legacyVersion)
+	if e.Version != Version {
+		return fmt.Errorf("version %d, want %d", e.Version, Version)
 	}
 	if !ValidID(e.ID) {
 		return fmt.Errorf("bad id %q", e.ID)
@@ -302,18 +288,12 @@ func checkNotify(n []string) error {
 // Marshal returns the envelope file: see the package documentation for
 // the format. It validates first; the error wraps ErrInvalid.
 func (e *Envelope) Marshal() ([]byte, error) {
-	return e.marshal(false)
-}
-
-// marshal is Marshal; with padSize, the size is written as sizeWidth
-// digits (leading zeros), so that it can be written again in place.
-func (e *Envelope) marshal(padSize bool) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
 	b.Grow(256 + 160*len(e.Recipients))
-	fmt.Fprintf(&b, "%s %d\n", magic, e.Version)
+	fmt.Fprintf(&b, "%s %d\n", magic, Version)
 	line := func(key, value string) {
 		b.WriteString(key)
 		b.WriteString(": ")
@@ -347,11 +327,7 @@ func (e *Envelope) marshal(padSize bool) ([]byte, error) {
 		b.WriteString("body: 7BIT\n")
 	}
 	line("smtputf8", yesNo(e.SMTPUTF8))
-	if padSize {
-		fmt.Fprintf(&b, "size: %0*d\n", sizeWidth, e.Size)
-	} else {
-		line("size", strconv.FormatInt(e.Size, 10))
-	}
+	line("size", strconv.FormatInt(e.Size, 10))
 	line("attempts", strconv.Itoa(e.Attempts))
 	if !e.NextAttempt.IsZero() {
 		line("next-attempt", formatTime(e.NextAttempt))
@@ -397,9 +373,6 @@ func (e *Envelope) marshal(padSize bool) ([]byte, error) {
 		}
 	}
 	b.WriteString("end\n")
-	if b.Len() > maxEnvelopeSize {
-		return nil, fmt.Errorf("%w: an envelope of %d bytes, more than %d", ErrInvalid, b.Len(), maxEnvelopeSize)
-	}
 	return b.Bytes(), nil
 }
 
@@ -550,11 +523,10 @@ func (p *parser) parse() (*Envelope, error) {
 	if !found {
 		return nil, p.errf("not a handoff envelope (first line %q)", truncate(first, 40))
 	}
-	n, err := parseNumber(v)
-	if err != nil || n != Version && n != legacyVersion || v != strconv.FormatInt(n, 10) {
-		return nil, p.errf("unsupported envelope version %q (this handoff reads versions %d and %d)", truncate(v, 20), legacyVersion, Version)
+	if n, err := parseNumber(v); err != nil || n != Version {
+		return nil, p.errf("unsupported envelope version %q (this handoff reads version %d)", truncate(v, 20), Version)
 	}
-	e := &Envelope{Version: int(n)}
+	e := &Envelope{Version: Version}
 	seen := make(map[string]bool, len(envelopeKeys))
 	var last *Recipient // the recipient a last-reply line belongs to
 	ended := false

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -67,64 +66,20 @@ rcpt: pending jöran@bücher.example
 end
 `
 
-// fullEnvelopeTextV2 is fullEnvelopeText as this version writes it: the
-// same lines under the first line of version 2.
-var fullEnvelopeTextV2 = strings.Replace(fullEnvelopeText, "handoff-envelope 1\n", "handoff-envelope 2\n", 1)
-
-// TestMarshalEnvelope: the golden file of each version this package
-// reads (1, written by handoff before items became one file, and 2)
-// marshals and parses to and from fullEnvelope with that Version.
 func TestMarshalEnvelope(t *testing.T) {
-	if !strings.HasPrefix(fullEnvelopeTextV2, "handoff-envelope 2\nid: ") {
-		t.Fatalf("fullEnvelopeTextV2 starts %q", fullEnvelopeTextV2[:30])
+	data, err := fullEnvelope().Marshal()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		version int
-		text    string
-	}{{legacyVersion, fullEnvelopeText}, {Version, fullEnvelopeTextV2}} {
-		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
-			want := fullEnvelope()
-			want.Version = tc.version
-			data, err := want.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(data) != tc.text {
-				t.Errorf("Marshal:\n%s\nwant:\n%s", data, tc.text)
-			}
-			e, err := ParseEnvelope([]byte(tc.text))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Version != tc.version {
-				t.Errorf("ParseEnvelope: version %d, want %d", e.Version, tc.version)
-			}
-			if !reflect.DeepEqual(e, want) {
-				t.Errorf("ParseEnvelope:\n%+v\nwant\n%+v", e, want)
-			}
-
-			// The head of an item file: the size padded to sizeWidth
-			// digits, the rest the same, and it parses the same.
-			padded, err := want.marshal(true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if wantPadded := strings.Replace(tc.text, "\nsize: 2048\n", "\nsize: 000000000002048\n", 1); string(padded) != wantPadded {
-				t.Errorf("marshal(true):\n%s\nwant:\n%s", padded, wantPadded)
-			}
-			if e, err := ParseEnvelope(padded); err != nil || !reflect.DeepEqual(e, want) {
-				t.Errorf("ParseEnvelope(padded) = %+v, %v", e, err)
-			}
-		})
+	if string(data) != fullEnvelopeText {
+		t.Errorf("Marshal:\n%s\nwant:\n%s", data, fullEnvelopeText)
 	}
-	// Marshal writes the envelope's own version, and refuses any other
-	// than those two.
-	for _, v := range []int{0, 3} {
-		e := fullEnvelope()
-		e.Version = v
-		if data, err := e.Marshal(); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Marshal of version %d = %q, %v; want ErrInvalid", v, data, err)
-		}
+	e, err := ParseEnvelope([]byte(fullEnvelopeText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(e, fullEnvelope()) {
+		t.Errorf("ParseEnvelope:\n%+v\nwant\n%+v", e, fullEnvelope())
 	}
 }
 
@@ -154,15 +109,7 @@ func TestMarshalNullSenderAndEscapes(t *testing.T) {
 }
 
 func TestParseEnvelopeErrors(t *testing.T) {
-	for _, valid := range []string{fullEnvelopeText, fullEnvelopeTextV2} {
-		first := valid[:strings.IndexByte(valid, '\n')+1]
-		t.Run(strings.TrimSpace(first), func(t *testing.T) { testParseEnvelopeErrors(t, valid, first) })
-	}
-}
-
-// testParseEnvelopeErrors damages valid, an envelope whose first line
-// is first, in every way ParseEnvelope must refuse.
-func testParseEnvelopeErrors(t *testing.T, valid, first string) {
+	valid := fullEnvelopeText
 	replace := func(old, new string) string {
 		if !strings.Contains(valid, old) {
 			t.Fatalf("%q not in the valid envelope", old)
@@ -172,11 +119,8 @@ func testParseEnvelopeErrors(t *testing.T, valid, first string) {
 	for _, tc := range []struct{ name, data, msg string }{
 		{"empty", "", "empty file"},
 		{"not an envelope", "From: x\n", "not a handoff envelope"},
-		{"version 3", replace(first, "handoff-envelope 3\n"), `unsupported envelope version "3"`},
-		{"version 0", replace(first, "handoff-envelope 0\n"), `unsupported envelope version "0"`},
-		{"version 01x", replace(first, "handoff-envelope 1x\n"), "unsupported envelope version"},
-		{"version 2 of 3", replace(first, "handoff-envelope 2.3\n"), "unsupported envelope version"},
-		{"no version", replace(first, "handoff-envelope\n"), "not a handoff envelope"},
+		{"version 2", replace("handoff-envelope 1", "handoff-envelope 2"), `unsupported envelope version "2"`},
+		{"version 01x", replace("handoff-envelope 1", "handoff-envelope 1x"), "unsupported envelope version"},
 		{"unknown key", replace("held: yes\n", "held: yes\npriority: high\n"), `unknown key "priority"`},
 		{"pid 0", replace("pid: 4711\n", "pid: 0\n"), "not a pid"},
 		{"repeated key", replace("held: yes\n", "held: yes\nheld: no\n"), "held twice"},

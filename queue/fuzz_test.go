@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"reflect"
 	"testing"
@@ -49,57 +48,6 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 		if !reflect.DeepEqual(back, g) {
 			t.Fatalf("round trip changed the generated envelope:\n%+v\n%+v\n%s", back, g, out)
-		}
-	})
-}
-
-// FuzzReadHead feeds arbitrary bytes, as an item file named
-// fullEnvelope's id, to readHead, which must never panic, and must fail
-// with errNoHead exactly when the file does not start with
-// "handoff-envelope " (then it is no item file), else with ErrCorrupt
-// (a bytes.Reader never fails).
-// What it accepts is the envelope of the file's first bytes, naming the
-// file, and giving the size of the rest.
-func FuzzReadHead(f *testing.F) {
-	e := fullEnvelope()
-	for _, msg := range []string{testMessage, "", "end\n\nend\n"} {
-		e.Size = int64(len(msg))
-		head, err := e.marshal(true)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(append(head, msg...))
-	}
-	unpadded, err := e.Marshal()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(append(unpadded, "end\n\nend\n"...))
-	f.Add([]byte("handoff-envelope 2\nend\n"))
-	f.Add([]byte(testMessage))
-	f.Add([]byte{})
-	id := e.ID
-	f.Fuzz(func(t *testing.T, data []byte) {
-		env, off, err := readHead(bytes.NewReader(data), id, int64(len(data)))
-		if err != nil {
-			isHead := bytes.HasPrefix(data, []byte("handoff-envelope "))
-			if (err == errNoHead) == isHead {
-				t.Fatalf("err %v for a file that starts %.30q", err, data)
-			}
-			if isHead && !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
-			}
-			return
-		}
-		if off < int64(len(headPrefix)) || off > int64(len(data)) {
-			t.Fatalf("offset %d in %d bytes", off, len(data))
-		}
-		if env.ID != id || env.Size != int64(len(data))-off || env.Version != Version {
-			t.Fatalf("accepted id %s, size %d, version %d; the file is %s with %d bytes after the offset %d", env.ID, env.Size, env.Version, id, int64(len(data))-off, off)
-		}
-		back, err := ParseEnvelope(data[:off])
-		if err != nil || !reflect.DeepEqual(back, env) {
-			t.Fatalf("the head %q parses to %+v, %v; readHead gave %+v", data[:off], back, err, env)
 		}
 	})
 }

@@ -90,17 +90,6 @@ type faults struct {
 	err    error
 	named  bool
 	counts map[string]int
-	// dirSyncs counts the calls of syncDir by the directory's base name
-	// ("msg", "env").
-	dirSyncs map[string]int
-}
-
-// dirSynced returns how many fsyncs of the directory named base were
-// asked for.
-func (f *faults) dirSynced(base string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.dirSyncs[base]
 }
 
 func (f *faults) hit(op string) error {
@@ -159,91 +148,10 @@ func (f *faults) ops() *fileOps {
 			return defaultOps.rename(oldpath, newpath, noReplace)
 		},
 		syncDir: func(dir string) error {
-			f.mu.Lock()
-			if f.dirSyncs == nil {
-				f.dirSyncs = map[string]int{}
-			}
-			f.dirSyncs[filepath.Base(dir)]++
-			f.mu.Unlock()
 			if err := f.hit("syncDir"); err != nil {
 				return &os.PathError{Op: "sync", Path: dir, Err: err}
 			}
 			return defaultOps.syncDir(dir)
 		},
 	}
-}
-
-// writeLegacy queues msg with env the way handoff did before version 2
-// items: msg/ID holds the message alone and env/ID, written after it,
-// the envelope of version 1 (the item's commit marker), both mode 0600.
-// It sets env's Version, ID, Size and, when zero, Created, and returns
-// the id.
-func writeLegacy(t testing.TB, q *Queue, env *Envelope, msg string) string {
-	t.Helper()
-	now := q.now()
-	id := newID(now)
-	env.Version, env.ID, env.Size = legacyVersion, id, int64(len(msg))
-	if env.Created.IsZero() {
-		env.Created = stamp(now)
-	}
-	if env.NextAttempt.IsZero() {
-		env.NextAttempt = env.Created
-	}
-	data, err := env.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(string(data), "handoff-envelope 1\n") {
-		t.Fatalf("a legacy envelope starts %.30q", data)
-	}
-	for _, f := range []struct{ dir, content string }{{"msg", msg}, {"env", string(data)}} {
-		p := filepath.Join(q.Dir, f.dir, id)
-		if err := os.WriteFile(p, []byte(f.content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return id
-}
-
-// afterGrace returns a time at which ReapOrphans(now, OrphanGrace) may
-// take what exists now: files written before it is called, and ids (ids
-// may lie ahead of the clock: the id clock never goes back, and TestIDs
-// takes it a day ahead).
-func afterGrace(ids ...string) time.Time {
-	base := time.Now()
-	for _, id := range ids {
-		if it := idTime(id); it.After(base) {
-			base = it
-		}
-	}
-	return base.Add(OrphanGrace + time.Minute)
-}
-
-// setMtime sets the modification time of the queue files (relative to
-// q.Dir) to at.
-func setMtime(t testing.TB, q *Queue, at time.Time, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		if err := os.Chtimes(filepath.Join(q.Dir, p), at, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// itemFile reads msg/ID and splits it where the envelope at its head
-// ends (after the first "\nend\n").
-func itemFile(t testing.TB, q *Queue, id string) (head, msg string) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(q.Dir, "msg", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(data), "\nend\n")
-	if i < 0 {
-		t.Fatalf("msg/%s has no envelope at its head: %.60q", id, data)
-	}
-	return string(data[:i+5]), string(data[i+5:])
 }

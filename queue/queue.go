@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +24,11 @@ const (
 	runnerLockName = "runner.lock" // flock'ed by the one runner
 )
 
-// OrphanGrace is the grace period the runner gives ReapOrphans: an
-// orphan (a saved envelope without its item, a legacy message without
-// its envelope) or a temporary file is deleted once it is this old.
-// Files being written are locked, and never reaped whatever the grace;
-// the grace only keeps the reaper away from anything recent.
+// OrphanGrace is the grace period the runner gives ReapOrphans: a message
+// file without an envelope, or a temporary file, is deleted once it is
+// this old. Enqueue holds the lock of its message file until the envelope
+// is written, so a file being enqueued is never reaped, whatever the
+// grace; the grace only keeps the reaper away from anything recent.
 const OrphanGrace = time.Hour
 
 // Queue is a queue directory. Its methods are safe for concurrent use, by
@@ -230,11 +229,11 @@ func exists(path string) bool {
 }
 
 // Enqueue stores a message durably and returns its id. The order is the
-// package's durability order: the item file (msg/ID: the envelope, then
-// the message) is written and fsynced, then put in place and its
-// directory fsynced. Only when Enqueue returns nil is the message queued;
-// on any error the file it wrote is removed, so nothing half-written is
-// ever taken for a queued message.
+// package's durability order: the message (msg/ID) is written, fsynced,
+// renamed into place and its directory fsynced; then the envelope
+// (env/ID) the same way. Only when Enqueue returns nil is the message
+// queued; on any error every file it wrote is removed, so nothing
+// half-written is ever taken for a queued message.
 //
 // Enqueue sets env.Version, env.ID, env.Size (the bytes read from msg),
 // env.Created when zero (now, whole seconds) and env.NextAttempt when
@@ -279,40 +278,31 @@ func (q *Queue) EnqueueLocked(env *Envelope, msg io.Reader) (_ *Item, err error)
 	if err := env.Validate(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	// The envelope goes first, its size left as zeros: the message is
-	// copied as it comes, and its size written in place at the end,
-	// before the fsync.
-	env.Size = 0
-	head, err := env.marshal(true)
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	sizeAt := int64(bytes.Index(head, []byte("\nsize: ")) + len("\nsize: "))
 	var n int64
 	f, err := writeDurable(q.ops, filepath.Join(q.Dir, msgDir), id, func(w io.Writer) error {
-		if _, err := w.Write(head); err != nil {
-			return err
-		}
 		var err error
 		n, err = io.Copy(w, msg)
 		return err
-	}, writeOpts{noReplace: true, lock: true, owner: q.chown, finish: func(f *os.File) error {
-		if n > maxSize {
-			return fmt.Errorf("message of %d bytes: %w", n, ErrInvalid)
-		}
-		_, err := f.WriteAt(fmt.Appendf(nil, "%0*d", sizeWidth, n), sizeAt)
-		return err
-	}})
+	}, writeOpts{noReplace: true, lock: true, owner: q.chown})
 	if err != nil {
 		return nil, fmt.Errorf("queue: storing the message: %w", err)
 	}
 	env.Size = n
-	return &Item{Env: env, q: q, id: id, body: f, off: int64(len(head)), size: n}, nil
+	envFile, err := q.writeEnvelope(env)
+	if err != nil {
+		q.discard(id)
+		f.Close()
+		return nil, fmt.Errorf("queue: storing the envelope: %w", err)
+	}
+	return &Item{Env: env, q: q, id: id, body: f, envFiles: []*os.File{envFile}, size: n}, nil
 }
 
-// maxSize is the largest message an item can hold: its size has
-// sizeWidth digits.
-const maxSize = 999_999_999_999_999
+// writeEnvelope writes env/ID durably (the commit, or a later update) and
+// returns the new file, open.
+func (q *Queue) writeEnvelope(env *Envelope) (*os.File, error) {
+	files, errs := q.writeEnvelopes([]*Envelope{env})
+	return files[0], errs[0]
+}
 
 // writeEnvelopes writes several envelopes durably, as one batch of
 // writeDurableBatch (their fsyncs shared); errs[i] is envs[i]'s outcome,
@@ -340,6 +330,19 @@ func (q *Queue) writeEnvelopes(envs []*Envelope) (files []*os.File, errs []error
 	return files, errs
 }
 
+// discard removes what a failed Enqueue may have left: the envelope (if
+// its rename happened before a failed directory fsync), then the message.
+// Errors are ignored: a message left without an envelope is an orphan,
+// reaped later.
+func (q *Queue) discard(id string) {
+	if os.Remove(q.envPath(id)) == nil {
+		q.ops.syncDir(filepath.Join(q.Dir, envDir))
+	}
+	if os.Remove(q.msgPath(id)) == nil {
+		q.ops.syncDir(filepath.Join(q.Dir, msgDir))
+	}
+}
+
 // Item is a locked queue item. Only the holder of the Item delivers,
 // edits or removes it, until Unlock.
 type Item struct {
@@ -348,14 +351,8 @@ type Item struct {
 
 	q    *Queue
 	id   string
-	body *os.File // the item file, flock'ed; nil once unlocked
-	off  int64    // where the message starts in body
-	size int64    // the message's size
-	// legacy is set for an item of version 1: env/ID is its commit
-	// marker, and body the message alone. hasEnv is set for an item of
-	// version 2 whose envelope has been saved to env/ID (Save), which
-	// then supersedes the one in its file.
-	legacy, hasEnv bool
+	body *os.File // the message file, flock'ed; nil once unlocked
+	size int64
 	// envFiles are the versions of the envelope file the item has read
 	// (Lock) and written (Save), kept open until Unlock. A file replaced
 	// or deleted meanwhile is only freed when it is closed (its inode
@@ -370,35 +367,30 @@ type Item struct {
 func (it *Item) ID() string { return it.id }
 
 // Lock takes the item's lock and reads its envelope. The lock is an
-// exclusive flock on the item file msg/ID (whose inode never changes,
-// unlike the saved envelope's, which every Save replaces), taken without
+// exclusive flock on the message file msg/ID (whose inode never changes,
+// unlike the envelope's, which every Save replaces), taken without
 // waiting: when another process, or another Item in this one, holds it,
 // Lock returns ErrBusy at once. The lock is released by Unlock, Remove,
 // or the death of the process.
 //
-// The envelope is env/ID when the item has been saved since it was
-// queued, else the one at the head of the item file (for a legacy item
-// of version 1, always env/ID). Every file is opened with O_NOFOLLOW and
-// must be a regular file owned by the queue's owner, mode 0600, with one
-// link; the envelopes must parse, name the item, and give the size of
-// its message. An item that fails these checks is moved to corrupt/ and
-// Lock returns a *CorruptError (wrapping ErrCorrupt, and ErrUnsafe for
-// unsafe files), so it is reported once and never retried. An id that
-// is not queued (never, no more, or not yet) is ErrNotFound.
+// Both files are opened with O_NOFOLLOW and must be regular files owned
+// by the queue's owner, mode 0600, with one link; the envelope must parse
+// and its size must match the message file. An item that fails these
+// checks is moved to corrupt/ and Lock returns a *CorruptError (wrapping
+// ErrCorrupt, and ErrUnsafe for unsafe files), so it is reported once
+// and never retried. An id that is not committed (never queued, removed,
+// or still being written) is ErrNotFound.
 func (q *Queue) Lock(id string) (*Item, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("queue id %q: %w", id, ErrNotFound)
 	}
 	f, st, err := openNoFollow(q.msgPath(id), "message file")
 	if errors.Is(err, fs.ErrNotExist) {
-		env, eerr := q.readEnvelope(id)
-		if errors.Is(eerr, fs.ErrNotExist) || eerr == nil && env.Version == Version {
-			// Not queued; or the saved envelope of an item removed
-			// by a process that died before deleting it: an orphan.
+		if !exists(q.envPath(id)) {
 			return nil, fmt.Errorf("queue item %s: %w", id, ErrNotFound)
 		}
-		// A legacy envelope without its message: corrupt, unless a
-		// legacy Enqueue of this very id completed between the looks.
+		// An envelope without a message: corrupt, unless an Enqueue of
+		// this very id completed between the two looks.
 		f, st, err = openNoFollow(q.msgPath(id), "message file")
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, q.moveAside(id, errors.New("the envelope has no message file"))
@@ -417,146 +409,41 @@ func (q *Queue) Lock(id string) (*Item, error) {
 		}
 		return nil, fmt.Errorf("queue item %s: flock: %w", id, err)
 	}
-	// The status again, now that the lock is ours: an item removed
-	// between our open and our lock has no link left.
-	if err := unix.Fstat(int(f.Fd()), st); err != nil {
+	fail := func(err error) (*Item, error) {
+		err = q.moveAside(id, err)
 		f.Close()
-		return nil, fmt.Errorf("queue item %s: fstat: %w", id, err)
+		return nil, err
 	}
 	if st.Nlink == 0 {
+		// Removed between our open and our lock.
 		f.Close()
 		return nil, fmt.Errorf("queue item %s: %w", id, ErrNotFound)
 	}
-	it, err := q.lockedItem(id, f, st)
-	if err != nil {
-		f.Close()
-		switch {
-		case errors.Is(err, ErrUnsafe), errors.Is(err, ErrCorrupt):
-			return nil, q.moveAside(id, err)
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("queue item %s: %w", id, ErrNotFound)
-		}
-		return nil, fmt.Errorf("queue item %s: %w", id, err)
-	}
-	return it, nil
-}
-
-// lockedItem reads the envelope of the item whose file f (with status st)
-// Lock has locked. On an error f is left open for the caller; an error
-// wrapping ErrUnsafe or ErrCorrupt condemns the item.
-func (q *Queue) lockedItem(id string, f *os.File, st *unix.Stat_t) (*Item, error) {
 	if err := q.checkFile("message file", st); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	env, envFile, err := q.openEnvelope(id)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Not committed yet (or any more): an orphan for ReapOrphans.
+		f.Close()
+		return nil, fmt.Errorf("queue item %s: %w", id, ErrNotFound)
+	case errors.Is(err, ErrUnsafe), errors.Is(err, ErrCorrupt):
+		return fail(err)
+	case err != nil:
+		f.Close()
+		return nil, fmt.Errorf("queue item %s: %w", id, err)
 	}
-	if env != nil && env.Version == legacyVersion {
-		if env.Size != st.Size {
-			envFile.Close()
-			return nil, &ParseError{Msg: fmt.Sprintf("size %d, but the message file has %d bytes", env.Size, st.Size)}
-		}
-		return &Item{Env: env, q: q, id: id, body: f, envFiles: []*os.File{envFile}, size: st.Size, legacy: true}, nil
+	if env.Size != st.Size {
+		envFile.Close()
+		return fail(&ParseError{Msg: fmt.Sprintf("size %d, but the message file has %d bytes", env.Size, st.Size)})
 	}
-	head, off, err := readHead(f, id, st.Size)
-	if err != nil {
-		if envFile != nil {
-			envFile.Close()
-		}
-		if errors.Is(err, errNoHead) {
-			if env == nil {
-				// A legacy message file without its envelope (a crash
-				// during a legacy Enqueue or Remove): an orphan.
-				return nil, fs.ErrNotExist
-			}
-			err = &ParseError{Msg: "a saved envelope of version 2, but the item file has no envelope"}
-		}
-		return nil, err
-	}
-	it := &Item{Env: head, q: q, id: id, body: f, off: off, size: st.Size - off}
-	if env != nil {
-		if env.Size != it.size {
-			envFile.Close()
-			return nil, &ParseError{Msg: fmt.Sprintf("saved envelope: size %d, but the message has %d bytes", env.Size, it.size)}
-		}
-		it.Env, it.envFiles, it.hasEnv = env, []*os.File{envFile}, true
-	}
-	return it, nil
+	return &Item{Env: env, q: q, id: id, body: f, envFiles: []*os.File{envFile}, size: st.Size}, nil
 }
 
-// headPrefix starts every item file of version 2, and every envelope
-// of version 2.
-var headPrefix = fmt.Appendf(nil, "%s %d\n", magic, Version)
-
-// errNoHead is readHead's error for a file that does not start with an
-// envelope ("handoff-envelope "): a legacy message file. A file that
-// does, of another version, is an item file this handoff cannot read
-// (corrupt: moved aside, never taken for an orphan).
-var errNoHead = errors.New("no envelope at the head of the file")
-
-// hasHead reports whether data (the start of a file) starts as an
-// envelope of any version.
-func hasHead(data []byte) bool { return bytes.HasPrefix(data, []byte(magic+" ")) }
-
-// headChunk is what readHead reads at first; an envelope is usually a
-// few hundred bytes.
-const headChunk = 4096
-
-// readHead reads the envelope at the head of the item file f, of size
-// size, and returns it with the offset of the message after it. The
-// envelope must parse, name id, and give the size of the rest of the
-// file (a *ParseError otherwise). A file that does not start with
-// headPrefix is errNoHead.
-func readHead(f io.ReaderAt, id string, size int64) (*Envelope, int64, error) {
-	buf := make([]byte, min(size, headChunk))
-	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return nil, 0, err
-	}
-	if !hasHead(buf) {
-		return nil, 0, errNoHead
-	}
-	end := -1
-	for {
-		if i := bytes.Index(buf, []byte("\nend\n")); i >= 0 {
-			end = i + len("\nend\n")
-			break
-		}
-		if int64(len(buf)) >= size {
-			return nil, 0, &ParseError{Msg: "no end line after the envelope at the head of the item file"}
-		}
-		if len(buf) > maxEnvelopeSize {
-			return nil, 0, &ParseError{Msg: fmt.Sprintf("no end line in the first %d bytes of the item file", len(buf))}
-		}
-		more := make([]byte, min(size-int64(len(buf)), int64(len(buf)), maxEnvelopeSize+1-int64(len(buf))+1))
-		if _, err := f.ReadAt(more, int64(len(buf))); err != nil && err != io.EOF {
-			return nil, 0, err
-		}
-		buf = append(buf, more...)
-	}
-	if end > maxEnvelopeSize {
-		return nil, 0, &ParseError{Msg: fmt.Sprintf("an envelope larger than %d bytes", maxEnvelopeSize)}
-	}
-	env, err := ParseEnvelope(buf[:end])
-	if err != nil {
-		return nil, 0, err
-	}
-	if env.Version != Version {
-		return nil, 0, &ParseError{Msg: fmt.Sprintf("an item file with an envelope of version %d", env.Version)}
-	}
-	if env.ID != id {
-		return nil, 0, &ParseError{Msg: fmt.Sprintf("id %s in the file named %s", env.ID, id)}
-	}
-	if env.Size != size-int64(end) {
-		return nil, 0, &ParseError{Msg: fmt.Sprintf("size %d, but the item file holds %d bytes of message", env.Size, size-int64(end))}
-	}
-	return env, int64(end), nil
-}
-
-// moveAside moves an item's files to corrupt/ (the item file first: a
-// failure half-way leaves a saved envelope without its item, an orphan,
-// or a legacy envelope without its message, which Lock moves aside in
-// turn) and returns the *CorruptError reporting it.
+// moveAside moves an item's files to corrupt/ (the message first, so that
+// a failure half-way never leaves a message without an envelope to be
+// reaped) and returns the *CorruptError reporting it.
 func (q *Queue) moveAside(id string, cause error) error {
 	dst := filepath.Join(q.Dir, corruptDir)
 	var moveErr error
@@ -586,7 +473,7 @@ func (it *Item) Body() (io.ReadSeekCloser, error) {
 	if it.body == nil {
 		return nil, ErrUnlocked
 	}
-	return nopCloser{io.NewSectionReader(it.body, it.off, it.size)}, nil
+	return nopCloser{io.NewSectionReader(it.body, 0, it.size)}, nil
 }
 
 type nopCloser struct{ *io.SectionReader }
@@ -620,9 +507,6 @@ func (q *Queue) saveItems(items []*Item) []error {
 	files, werrs := q.writeEnvelopes(envs)
 	for k, err := range werrs {
 		it := items[which[k]]
-		// Even a failed save may have put env/ID in place (when only
-		// the fsync of env/ failed): Remove must delete it.
-		it.hasEnv = true
 		if err != nil {
 			errs[which[k]] = fmt.Errorf("queue item %s: saving the envelope: %w", it.id, err)
 			continue
@@ -695,75 +579,48 @@ func (it *Item) Done() bool { return it.Env.Done() }
 // Expired is Env.Expired.
 func (it *Item) Expired(now time.Time, p Policy) bool { return it.Env.Expired(now, p) }
 
-// Remove deletes the item and unlocks it. The item file goes first and
-// its directory is fsynced (the item is then no longer queued, durably:
-// it will not be delivered again after a crash); then the saved
-// envelope, if any, whose removal need not be durable (left by a crash,
-// it is an orphan, reaped). For a legacy item the envelope is the one
-// deleted first, then the message file. On an error the item may still
-// be queued. A runner removing many items uses a Remover, which shares
-// the fsyncs.
+// Remove deletes the item and unlocks it. The envelope goes first and its
+// directory is fsynced (the item is no longer queued, durably: it will
+// not be delivered again after a crash); then the message file, whose
+// removal need not be durable (a message file left by a crash is an
+// orphan, reaped). On an error the item may still be queued. A runner
+// removing many items uses a Remover, which shares the fsyncs.
 func (it *Item) Remove() error {
-	if err := it.uncommit(); err != nil {
+	if err := it.dropEnvelope(); err != nil {
 		return err
 	}
 	return it.q.finishRemovals([]*Item{it})
 }
 
-// uncommit is the first step of a removal: the file whose presence
-// makes the item queued (the item file; a legacy item's envelope) is
-// deleted. From then on the item is not queued, until a crash before the
-// next fsync of its directory brings it back. On an error the item is
-// unlocked.
-func (it *Item) uncommit() error {
+// dropEnvelope is the first step of a removal: the envelope is deleted
+// (from now on the item is not queued, until a crash before the next
+// fsync of env/ brings it back). On an error the item is unlocked.
+func (it *Item) dropEnvelope() error {
 	if it.body == nil {
 		return ErrUnlocked
 	}
-	path := it.q.msgPath(it.id)
-	if it.legacy {
-		path = it.q.envPath(it.id)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(it.q.envPath(it.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		it.Unlock()
 		return fmt.Errorf("queue item %s: %w", it.id, err)
 	}
 	return nil
 }
 
-// finishRemovals is the rest of the removal of items that uncommit
-// took out of the queue: one fsync of msg/ (and one of env/ when there
-// are legacy items) makes all those deletions durable; then the saved
-// envelopes (a legacy item's message files) are deleted. Every item is
-// unlocked. When an fsync fails those files stay (orphans, reaped in
-// time; the items may come back after a crash) and the error is
-// returned.
+// finishRemovals is the rest of the removal of items whose envelopes
+// dropEnvelope deleted: one fsync of env/ makes all those deletions
+// durable; then the message files are deleted. Every item is unlocked.
+// When the fsync fails the message files stay (orphans, reaped in time;
+// the items may come back after a crash) and the error is returned.
 //
-// The files are deleted and closed by up to removalWorkers goroutines
-// at once: the last close of a deleted file frees its blocks, which on a
-// file system mounted with discard waits for the device (a TRIM per
-// file), and such waits overlap.
+// The message files are deleted and closed by up to removalWorkers
+// goroutines at once: the last close of a deleted file frees its blocks,
+// which on a file system mounted with discard waits for the device (a
+// TRIM per file), and such waits overlap.
 func (q *Queue) finishRemovals(items []*Item) error {
-	var current, legacy bool
-	for _, it := range items {
-		current = current || !it.legacy
-		legacy = legacy || it.legacy
-	}
-	var err error
-	if current {
-		err = q.ops.syncDir(filepath.Join(q.Dir, msgDir))
-	}
-	if legacy {
-		if e := q.ops.syncDir(filepath.Join(q.Dir, envDir)); err == nil {
-			err = e
-		}
-	}
+	err := q.ops.syncDir(filepath.Join(q.Dir, envDir))
 	finish := func(it *Item) {
-		switch {
-		case err != nil:
-		case it.legacy:
+		if err == nil {
 			os.Remove(q.msgPath(it.id))
-		case it.hasEnv:
-			os.Remove(q.envPath(it.id))
 		}
 		it.Unlock()
 	}
@@ -797,29 +654,29 @@ func (q *Queue) finishRemovals(items []*Item) error {
 }
 
 // A Remover removes items for a queue runner that delivers many, in the
-// order of Item.Remove (the item file deleted, msg/ fsynced, then the
-// saved envelope deleted) but with the fsyncs shared, group-commit
-// fashion: Remove deletes the item file at once and returns; a
-// goroutine fsyncs msg/ once for every item file deleted since its
-// previous fsync began, then deletes their saved envelopes and unlocks
+// order of Item.Remove (the envelope deleted, env/ fsynced, then the
+// message file deleted) but with the fsyncs shared, group-commit
+// fashion: Remove deletes the item's envelope at once and returns; a
+// goroutine fsyncs env/ once for every envelope deleted since its
+// previous fsync began, then deletes their message files and unlocks
 // them (closing the files frees them: work too), while the runner goes
 // on delivering. Its fsyncs start at most once every removalWindow (or
 // sooner when removalBatch removals wait, or when Close is called): on
-// a disk, back-to-back fsyncs of msg/ would keep the device flushing and
+// a disk, back-to-back fsyncs of env/ would keep the device flushing and
 // hold up every other fsync of the run.
 //
 // What this changes is only what a crash of the machine (power loss, a
 // kernel panic) can do: an item removed less than removalWindow plus
-// one fsync of msg/ before it may come back and be delivered again (at
+// one fsync of env/ before it may come back and be delivered again (at
 // least once, never lost). Killing the process changes nothing: a
-// deleted item file is gone for every process at once, and a saved
-// envelope left behind is an orphan, reaped.
+// deleted envelope is gone for every process at once, and a message
+// file left behind is an orphan, reaped.
 //
 // A Remover is safe for concurrent use by the workers of one run.
 type Remover struct {
 	q       *Queue
 	mu      sync.Mutex
-	pending []*Item // uncommitted, waiting for an fsync of the directory
+	pending []*Item // envelopes deleted, waiting for an fsync of env/
 	running bool    // the goroutine is at work
 	last    time.Time
 	kick    chan struct{} // pending reached removalBatch, or Close
@@ -829,7 +686,7 @@ type Remover struct {
 }
 
 // removalWindow is the least time between the starts of two fsyncs of
-// msg/ by a Remover; removalBatch removals waiting start one at once.
+// env/ by a Remover; removalBatch removals waiting start one at once.
 const (
 	removalWindow = 20 * time.Millisecond
 	removalBatch  = 128
@@ -844,9 +701,9 @@ func (q *Queue) NewRemover() *Remover { return &Remover{q: q, kick: make(chan st
 
 // Remove removes the item, durably by the time Close returns. The Item
 // belongs to the Remover afterwards (it unlocks it). An error is for
-// the deletion of the item file: the item is still queued, and unlocked.
+// the deletion of the envelope: the item is still queued, and unlocked.
 func (r *Remover) Remove(it *Item) error {
-	if err := it.uncommit(); err != nil {
+	if err := it.dropEnvelope(); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -900,7 +757,7 @@ func (r *Remover) run() {
 		}
 		r.last = time.Now()
 		r.mu.Unlock()
-		// Every item of batch was uncommitted before this fsync begins.
+		// Every envelope of batch was deleted before this fsync begins.
 		if err := r.q.finishRemovals(batch); err != nil {
 			r.mu.Lock()
 			if r.err == nil {
@@ -912,7 +769,7 @@ func (r *Remover) run() {
 }
 
 // Close waits until every removal handed to Remove is durable and
-// returns the first error of the directory fsyncs (the items concerned may
+// returns the first error of the fsyncs of env/ (the items concerned may
 // come back after a crash, and be delivered again). Remove must not be
 // called during or after Close.
 func (r *Remover) Close() error {
@@ -1023,41 +880,19 @@ type Summary struct {
 	Problem string `json:"problem,omitempty"`
 }
 
-// List returns the queued items that f selects, oldest first, read
+// List returns the committed items that f selects, oldest first, read
 // without locking (an envelope is always replaced whole, so what is read
-// is one consistent version). Files that are not items (an item file
-// being written, saved envelopes of removed items, legacy message files
-// without an envelope) and temporary files are never listed. An
-// unreadable item is listed with Err set, and only by the unrestricted
-// Filter; List never moves or changes anything (Lock moves such items
-// aside). The error is for the directories themselves.
+// is one consistent version). Message files without an envelope (being
+// written, or orphans) and temporary files are not items and never
+// listed. An unreadable envelope is listed with Err set, and only by the
+// unrestricted Filter; List never moves or changes anything (Lock moves
+// such items aside). The error is for the directory itself.
 func (q *Queue) List(f Filter) ([]Summary, error) {
-	// env/ is listed before msg/: an item removed in between (its item
-	// file goes first) is then seen without its item file, and skipped.
-	envNames, err := readDirNames(filepath.Join(q.Dir, envDir))
+	names, err := readDirNames(filepath.Join(q.Dir, envDir))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	msgNames, err := readDirNames(filepath.Join(q.Dir, msgDir))
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	// What each id has: 1 an item file, 2 a saved envelope.
-	has := make(map[string]uint8, len(msgNames))
-	for _, id := range msgNames {
-		if ValidID(id) {
-			has[id] |= 1
-		}
-	}
-	for _, id := range envNames {
-		if ValidID(id) {
-			has[id] |= 2
-		}
-	}
-	names := make([]string, 0, len(has))
-	for id := range has {
-		names = append(names, id)
-	}
+	names = slices.DeleteFunc(names, func(id string) bool { return !ValidID(id) })
 	// The envelopes are read by a few goroutines at once: a queue run
 	// lists the queue before its first delivery, so this is time nothing
 	// else happens in.
@@ -1075,8 +910,7 @@ func (q *Queue) List(f Filter) ([]Summary, error) {
 				if i >= len(names) {
 					return
 				}
-				h := has[names[i]]
-				reads[i].env, reads[i].err = q.peek(names[i], h&1 != 0, h&2 != 0)
+				reads[i].env, reads[i].err = q.readEnvelope(names[i])
 			}
 		})
 	}
@@ -1085,7 +919,7 @@ func (q *Queue) List(f Filter) ([]Summary, error) {
 	for i, id := range names {
 		env, err := reads[i].env, reads[i].err
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // not an item, or removed meanwhile
+			continue // removed meanwhile
 		}
 		if err != nil {
 			if f.all() {
@@ -1099,41 +933,6 @@ func (q *Queue) List(f Filter) ([]Summary, error) {
 	}
 	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
-}
-
-// peek reads the envelope of item id without locking it, for List:
-// env/ID when saved says there is one, else the head of msg/ID; item
-// says msg/ID was listed. fs.ErrNotExist means that id is not a queued
-// item.
-func (q *Queue) peek(id string, item, saved bool) (*Envelope, error) {
-	if saved {
-		env, err := q.readEnvelope(id)
-		switch {
-		case err == nil && env.Version == legacyVersion:
-			// Listed even without its message: Lock moves it aside.
-			return env, nil
-		case err == nil && !item:
-			return nil, fs.ErrNotExist // the orphan of a removal
-		case !errors.Is(err, fs.ErrNotExist):
-			return env, err
-		}
-	}
-	if !item {
-		return nil, fs.ErrNotExist
-	}
-	f, st, err := openNoFollow(q.msgPath(id), "message file")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if err := q.checkFile("message file", st); err != nil {
-		return nil, err
-	}
-	env, _, err := readHead(f, id, st.Size)
-	if errors.Is(err, errNoHead) {
-		return nil, fs.ErrNotExist // a legacy message without an envelope
-	}
-	return env, err
 }
 
 // listReaders is how many goroutines of List read envelopes at once.
@@ -1170,11 +969,10 @@ func readDirNames(dir string) ([]string, error) {
 }
 
 // ReapOrphans deletes what crashes leave behind, when it is at least
-// grace old (by its modification time) at now: saved envelopes of items
-// whose item file is gone (a crash during Remove), legacy message files
-// without an envelope (a crash during a legacy Enqueue or Remove), and
-// temporary files (a crash during a write). A file whose lock is held
-// (a write in progress) is never deleted. It returns how many files it
+// grace old (by its modification time) at now: message files without an
+// envelope (a crash between the two renames of Enqueue, or during Remove)
+// and temporary files (a crash during a write). A file whose lock is held
+// (an Enqueue in progress) is never deleted. It returns how many files it
 // deleted; errors do not stop it, and the first is returned.
 func (q *Queue) ReapOrphans(now time.Time, grace time.Duration) (int, error) {
 	n := 0
@@ -1184,65 +982,37 @@ func (q *Queue) ReapOrphans(now time.Time, grace time.Duration) (int, error) {
 			firstErr = err
 		}
 	}
-	// The names, read once: asking the file system whether each item
-	// has its other file would cost a system call per item at the start
-	// of every run. (What changes after these listings is checked again
-	// below, before anything is removed.)
-	listing := make(map[string]map[string]bool, 2)
-	for _, sub := range []string{envDir, msgDir} {
-		names, err := readDirNames(filepath.Join(q.Dir, sub))
+	// The envelopes' names, read once: a message file with an envelope is
+	// not an orphan, and asking the file system for each would cost a
+	// system call per item at the start of every run. (One created after
+	// this listing is checked again below, before anything is removed.)
+	envNames, err := readDirNames(filepath.Join(q.Dir, envDir))
+	if err != nil {
 		note(err)
-		listing[sub] = make(map[string]bool, len(names))
-		for _, name := range names {
-			listing[sub][name] = true
-		}
 	}
-	msgSynced := false
+	hasEnv := make(map[string]bool, len(envNames))
+	for _, name := range envNames {
+		hasEnv[name] = true
+	}
 	for _, sub := range []string{msgDir, envDir} {
 		dir := filepath.Join(q.Dir, sub)
-		reaped := 0
-		for name := range listing[sub] {
-			tmp := strings.HasPrefix(name, tmpPrefix)
-			var orphan func(f *os.File) bool
-			switch {
-			case tmp:
-				orphan = func(*os.File) bool { return true }
-			case !ValidID(name):
-				continue
-			case sub == msgDir && !listing[envDir][name]:
-				// A legacy message without its envelope, unless it
-				// is an item file (which needs none). Most are: those
-				// with ids younger than grace are skipped without a
-				// look, as a file is never older than its id.
-				if now.Sub(idTime(name)) < grace {
-					continue
-				}
-				orphan = func(f *os.File) bool {
-					return !exists(q.envPath(name)) && (f == nil || !startsWith(f, []byte(magic+" ")))
-				}
-			case sub == envDir && !listing[msgDir][name]:
-				// A saved envelope of version 2 without its item
-				// file. (A legacy one is a corrupt item, for Lock.)
-				// The deletion of the item file must be durable
-				// before the envelope goes: else a crash could bring
-				// the item back with the envelope it was queued with.
-				orphan = func(f *os.File) bool {
-					if f == nil || !startsWith(f, headPrefix) || exists(q.msgPath(name)) {
-						return false
-					}
-					if !msgSynced {
-						if err := q.ops.syncDir(filepath.Join(q.Dir, msgDir)); err != nil {
-							note(err)
-							return false
-						}
-						msgSynced = true
-					}
-					return !exists(q.msgPath(name))
-				}
-			default:
+		names := envNames
+		if sub == msgDir {
+			names, err = readDirNames(dir)
+			if err != nil {
+				note(err)
 				continue
 			}
-			ok, err := q.reap(filepath.Join(dir, name), now, grace, orphan)
+		}
+		reaped := 0
+		for _, name := range names {
+			tmp := strings.HasPrefix(name, tmpPrefix)
+			if !tmp && (sub != msgDir || !ValidID(name) || hasEnv[name]) {
+				continue
+			}
+			ok, err := q.reap(filepath.Join(dir, name), now, grace, func() bool {
+				return tmp || !exists(q.envPath(name))
+			})
 			note(err)
 			if ok {
 				reaped++
@@ -1256,18 +1026,8 @@ func (q *Queue) ReapOrphans(now time.Time, grace time.Duration) (int, error) {
 	return n, firstErr
 }
 
-// startsWith reports whether the file f starts with prefix.
-func startsWith(f *os.File, prefix []byte) bool {
-	buf := make([]byte, len(prefix))
-	_, err := f.ReadAt(buf, 0)
-	return err == nil && bytes.Equal(buf, prefix)
-}
-
-// reap deletes path if it is grace old, not locked, and orphan says it
-// is still an orphan; orphan gets the file, open (nil for a file that is
-// not a regular one), and is asked before the lock is taken (so that an
-// item is not locked for nothing) and again after.
-func (q *Queue) reap(path string, now time.Time, grace time.Duration, orphan func(f *os.File) bool) (bool, error) {
+// reap deletes path if it is grace old, not locked, and still an orphan.
+func (q *Queue) reap(path string, now time.Time, grace time.Duration, orphan func() bool) (bool, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return false, nil // gone meanwhile
@@ -1275,21 +1035,17 @@ func (q *Queue) reap(path string, now time.Time, grace time.Duration, orphan fun
 	if now.Sub(fi.ModTime()) < grace {
 		return false, nil
 	}
-	var f *os.File
 	if fi.Mode().IsRegular() {
-		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 		if err != nil {
 			return false, nil
 		}
 		defer f.Close()
-		if !orphan(f) {
-			return false, nil
-		}
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 			return false, nil // being written
 		}
 	}
-	if !orphan(f) {
+	if !orphan() {
 		return false, nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -30,8 +30,8 @@ func TestEnqueueRoundTrip(t *testing.T) {
 		t.Errorf("Enqueue set size %d, created %v, next %v, version %d", env.Size, env.Created, env.NextAttempt, env.Version)
 	}
 
-	// Files and modes: one file, the item file, and no saved envelope.
-	if got, want := files(t, q.Dir), []string{"msg/" + id}; !slices.Equal(got, want) {
+	// Files and modes.
+	if got, want := files(t, q.Dir), []string{"env/" + id, "msg/" + id}; !slices.Equal(got, want) {
 		t.Errorf("files %q, want %q", got, want)
 	}
 	for _, p := range []string{"", "env", "msg", "corrupt"} {
@@ -40,19 +40,11 @@ func TestEnqueueRoundTrip(t *testing.T) {
 			t.Errorf("%s/: %v %v, want a directory 0700", p, fi.Mode(), err)
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(q.Dir, "msg", id)); err != nil || fi.Mode() != 0o600 {
-		t.Errorf("msg/%s: mode %v, %v; want 0600", id, fi.Mode(), err)
-	}
-	// The item file: the envelope of version 2, then the message.
-	head, rest := itemFile(t, q, id)
-	if !strings.HasPrefix(head, "handoff-envelope 2\n") {
-		t.Errorf("the item file starts %.30q", head)
-	}
-	if rest != testMessage {
-		t.Errorf("the item file holds the message %q, want %q", rest, testMessage)
-	}
-	if henv, err := ParseEnvelope([]byte(head)); err != nil || !reflect.DeepEqual(henv, env) {
-		t.Errorf("the head parses to\n%+v, %v\nwant\n%+v", henv, err, env)
+	for _, p := range []string{"env/" + id, "msg/" + id} {
+		fi, _ := os.Lstat(filepath.Join(q.Dir, p))
+		if fi.Mode() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode())
+		}
 	}
 
 	// List.
@@ -91,102 +83,36 @@ func TestEnqueueRoundTrip(t *testing.T) {
 		}
 		body.Close()
 	}
-	if it.legacy || it.hasEnv || len(it.envFiles) != 0 {
-		t.Errorf("a new item: legacy %v, hasEnv %v, %d envelope files", it.legacy, it.hasEnv, len(it.envFiles))
-	}
-
-	// Save writes env/ID (version 2, the size unpadded), which from then
-	// on is the envelope; the item file is left as it was.
-	before, err := os.ReadFile(filepath.Join(q.Dir, "msg", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	it.Env.Held = true
-	if err := it.Save(); err != nil {
-		t.Fatal(err)
-	}
-	if !it.hasEnv {
-		t.Error("hasEnv not set by Save")
-	}
-	if got, want := files(t, q.Dir), []string{"env/" + id, "msg/" + id}; !slices.Equal(got, want) {
-		t.Errorf("files after Save %q, want %q", got, want)
-	}
-	if fi, err := os.Lstat(filepath.Join(q.Dir, "env", id)); err != nil || fi.Mode() != 0o600 {
-		t.Errorf("env/%s: mode %v, %v; want 0600", id, fi.Mode(), err)
-	}
-	saved, err := os.ReadFile(filepath.Join(q.Dir, "env", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(string(saved), "handoff-envelope 2\n") || !strings.Contains(string(saved), fmt.Sprintf("\nsize: %d\n", len(testMessage))) {
-		t.Errorf("saved envelope:\n%s", saved)
-	}
-	if after, _ := os.ReadFile(filepath.Join(q.Dir, "msg", id)); string(after) != string(before) {
-		t.Errorf("Save changed the item file")
-	}
-	it.Unlock()
-	it, err = q.Lock(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Unlock()
-	if !it.Env.Held || !it.hasEnv || len(it.envFiles) != 1 {
-		t.Errorf("after Save, Lock read held %v, hasEnv %v, %d envelope files", it.Env.Held, it.hasEnv, len(it.envFiles))
-	}
-	if items, err := q.List(Filter{}); err != nil || len(items) != 1 || !items[0].Held {
-		t.Errorf("List after Save = %+v, %v", items, err)
-	}
-	body, _ := it.Body()
-	if got, _ := io.ReadAll(body); string(got) != testMessage {
-		t.Errorf("Body after Save = %q", got)
-	}
 }
 
-// TestEnvelopeFileIsReadable: the envelope at the head of an item file,
-// and the saved one, are as the package documentation shows them.
 func TestEnvelopeFileIsReadable(t *testing.T) {
 	q := newQueue(t)
 	q.now = func() time.Time { return t0 }
 	id := enqueue(t, q, testEnvelope())
-	data, err := os.ReadFile(filepath.Join(q.Dir, "msg", id))
+	data, err := os.ReadFile(filepath.Join(q.Dir, "env", id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	envelope := func(size string) string {
-		return "handoff-envelope 2\n" +
-			"id: " + id + "\n" +
-			"created: 2025-06-02T10:00:00Z\n" +
-			"user: www-data\n" +
-			"uid: 33\n" +
-			"sender: www-data@example.com\n" +
-			"ret: HDRS\n" +
-			"envid: QQ314159\n" +
-			"body: 7BIT\n" +
-			"smtputf8: no\n" +
-			"size: " + size + "\n" +
-			"attempts: 0\n" +
-			"next-attempt: 2025-06-02T10:00:00Z\n" +
-			"held: no\n" +
-			"delay-warned: no\n" +
-			"rcpt: pending alice@example.org\n" +
-			"rcpt: pending bob@example.net orcpt=bob@example.net notify=FAILURE,DELAY\n" +
-			"end\n"
-	}
-	// In the item file the size has 15 digits (written in place once the
-	// message is copied).
-	want := envelope(fmt.Sprintf("%015d", len(testMessage))) + testMessage
+	want := "handoff-envelope 1\n" +
+		"id: " + id + "\n" +
+		"created: 2025-06-02T10:00:00Z\n" +
+		"user: www-data\n" +
+		"uid: 33\n" +
+		"sender: www-data@example.com\n" +
+		"ret: HDRS\n" +
+		"envid: QQ314159\n" +
+		"body: 7BIT\n" +
+		"smtputf8: no\n" +
+		fmt.Sprintf("size: %d\n", len(testMessage)) +
+		"attempts: 0\n" +
+		"next-attempt: 2025-06-02T10:00:00Z\n" +
+		"held: no\n" +
+		"delay-warned: no\n" +
+		"rcpt: pending alice@example.org\n" +
+		"rcpt: pending bob@example.net orcpt=bob@example.net notify=FAILURE,DELAY\n" +
+		"end\n"
 	if string(data) != want {
-		t.Errorf("item file:\n%s\nwant:\n%s", data, want)
-	}
-	if err := q.Update(id, func(*Envelope) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	data, err = os.ReadFile(filepath.Join(q.Dir, "env", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := envelope(fmt.Sprint(len(testMessage))); string(data) != want {
-		t.Errorf("saved envelope:\n%s\nwant:\n%s", data, want)
+		t.Errorf("envelope file:\n%s\nwant:\n%s", data, want)
 	}
 }
 
@@ -223,24 +149,25 @@ func TestEnqueueRefusesInvalid(t *testing.T) {
 	}
 }
 
-// TestEnqueueFailures fails each file operation of Enqueue in turn (the
-// write of its one file, the item file), with anonymous temporary files
-// (O_TMPFILE, where the system has them) and with named ones: the error
-// is returned with its cause, and nothing is left: no item listed, no
-// file but the directories.
+// TestEnqueueFailures fails each file operation of Enqueue in turn, in
+// the message write and in the envelope write, with anonymous temporary
+// files (O_TMPFILE, where the system has them) and with named ones: the
+// error is returned with its cause, and nothing is left: no item listed,
+// no file but the directories.
 func TestEnqueueFailures(t *testing.T) {
-	// The calls Enqueue makes, in order (the item file stays open and
-	// locked, so it is not closed; an anonymous file is linked to its
-	// temporary name once its content is durable). The envelope and the
-	// message go out in one write (they fit the buffer); the size,
-	// written in place, is not a write of the ops.
+	// The calls Enqueue makes, in order (the message file stays open and
+	// locked, the envelope open, so neither is closed; an anonymous file
+	// is linked to its temporary name once its content is durable).
 	type step struct {
 		op string
 		at int
 	}
 	for _, named := range []bool{false, true} {
-		steps := []step{{"create", 1}, {"write", 1}, {"sync", 1}, {"link", 1}, {"rename", 1}, {"syncDir", 1}}
-		want := map[string]int{"create": 1, "write": 1, "sync": 1, "link": 1, "rename": 1, "syncDir": 1}
+		steps := []step{
+			{"create", 1}, {"write", 1}, {"sync", 1}, {"link", 1}, {"rename", 1}, {"syncDir", 1},
+			{"create", 2}, {"write", 2}, {"sync", 2}, {"link", 2}, {"rename", 2}, {"syncDir", 2},
+		}
+		want := map[string]int{"create": 2, "write": 2, "sync": 2, "link": 2, "rename": 2, "syncDir": 2}
 		// The counts of a successful Enqueue must match the list above.
 		fl := &faults{named: named}
 		q := newQueue(t)
@@ -255,9 +182,6 @@ func TestEnqueueFailures(t *testing.T) {
 		}
 		if !reflect.DeepEqual(fl.counts, want) {
 			t.Fatalf("calls of a successful Enqueue: %v, want %v", fl.counts, want)
-		}
-		if n := fl.dirSynced("msg"); n != 1 || fl.dirSynced("env") != 0 {
-			t.Fatalf("a successful Enqueue fsyncs msg/ %d times and env/ %d times, want 1 and 0", n, fl.dirSynced("env"))
 		}
 
 		for _, s := range steps {
@@ -401,19 +325,13 @@ func TestIDs(t *testing.T) {
 	}
 }
 
-// TestCrashLeftovers simulates what crashes leave: a legacy message file
-// without an envelope (a crash of a legacy Enqueue between its two
-// renames), the saved envelope of an item whose item file is gone (a
-// crash during Remove), and temporary files. They are not items, and
-// ReapOrphans deletes them after the grace period, but never an item
-// (whether saved or not) nor a file whose Enqueue is still going on.
+// TestCrashLeftovers simulates what crashes leave: a message file without
+// an envelope (a crash between the two renames of Enqueue) and temporary
+// files. They are not items, and ReapOrphans deletes them after the grace
+// period, but never a file whose Enqueue is still going on.
 func TestCrashLeftovers(t *testing.T) {
 	q := newQueue(t)
 	keep := enqueue(t, q, testEnvelope())
-	keepSaved := enqueue(t, q, testEnvelope())
-	if err := q.Hold(keepSaved, true); err != nil {
-		t.Fatal(err)
-	}
 	orphan := newID(time.Now())
 	if err := WriteFileDurable(filepath.Join(q.Dir, "msg"), orphan, func(w io.Writer) error {
 		_, err := io.WriteString(w, testMessage)
@@ -421,75 +339,47 @@ func TestCrashLeftovers(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// A removal that died between its two deletions.
-	removed := enqueue(t, q, testEnvelope())
-	if err := q.Hold(removed, true); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(q.Dir, "msg", removed)); err != nil {
-		t.Fatal(err)
-	}
 	for _, p := range []string{"msg/.tmp-" + orphan + "-0123", "env/.tmp-" + keep + "-4567"} {
 		if err := os.WriteFile(filepath.Join(q.Dir, p), []byte("half"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Enqueues in progress: an item file being written (a named
-	// temporary file, where O_TMPFILE is missing), and a legacy
-	// message file whose envelope is not written yet; both locked.
+	// An Enqueue in progress: its message file exists, locked, without an
+	// envelope yet.
 	inProgress := newID(time.Now())
-	for _, name := range []string{".tmp-" + inProgress + "-89ab", inProgress} {
-		content := "handoff-envelope 2\nid: " + inProgress + "\n" // the start of an item file
-		if name == inProgress {
-			content = testMessage // a legacy message file
-		}
-		f, err := writeDurable(&defaultOps, filepath.Join(q.Dir, "msg"), name, func(w io.Writer) error {
-			_, err := io.WriteString(w, content)
-			return err
-		}, writeOpts{lock: true, owner: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+	f, err := writeDurable(&defaultOps, filepath.Join(q.Dir, "msg"), inProgress, func(w io.Writer) error { return nil }, writeOpts{lock: true, owner: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer f.Close()
 
 	items, _ := q.List(Filter{})
-	if len(items) != 2 || items[0].ID != keep || items[1].ID != keepSaved || items[0].Err != nil || items[1].Err != nil {
-		t.Errorf("List = %+v, want only %s and %s", items, keep, keepSaved)
+	if len(items) != 1 || items[0].ID != keep {
+		t.Errorf("List = %v, want only %s", items, keep)
 	}
 	due, _ := q.Due(time.Now().Add(time.Hour), Filter{})
 	if !slices.Equal(due, []string{keep}) {
 		t.Errorf("Due = %q, want only %s", due, keep)
 	}
-	for _, id := range []string{orphan, removed} {
-		if _, err := q.Lock(id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Lock(%s) = %v, want ErrNotFound", id, err)
-		}
+	if _, err := q.Lock(orphan); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lock(orphan) = %v, want ErrNotFound", err)
 	}
 
 	now := time.Now()
 	if n, err := q.ReapOrphans(now, OrphanGrace); n != 0 || err != nil {
 		t.Errorf("ReapOrphans within the grace period = %d, %v", n, err)
 	}
-	later := afterGrace(keep, keepSaved, orphan, removed, inProgress)
-	n, err := q.ReapOrphans(later, OrphanGrace)
-	if n != 4 || err != nil {
-		t.Errorf("ReapOrphans after the grace period = %d, %v; want 4", n, err)
+	n, err := q.ReapOrphans(now.Add(OrphanGrace+time.Minute), OrphanGrace)
+	if n != 3 || err != nil {
+		t.Errorf("ReapOrphans after the grace period = %d, %v; want 3", n, err)
 	}
-	want := []string{"env/" + keepSaved, "msg/.tmp-" + inProgress + "-89ab", "msg/" + inProgress, "msg/" + keep, "msg/" + keepSaved}
+	want := []string{"env/" + keep, "msg/" + inProgress, "msg/" + keep}
 	slices.Sort(want)
 	if got := files(t, q.Dir); !slices.Equal(got, want) {
 		t.Errorf("files %q, want %q", got, want)
 	}
-	for _, id := range []string{keep, keepSaved} {
-		it, err := q.Lock(id)
-		if err != nil {
-			t.Fatalf("the queued item %s was disturbed: %v", id, err)
-		}
-		it.Unlock()
-	}
-	if n, err := q.ReapOrphans(later, OrphanGrace); n != 0 || err != nil {
-		t.Errorf("a second ReapOrphans = %d, %v", n, err)
+	if _, err := q.Lock(keep); err != nil {
+		t.Errorf("the queued item was disturbed: %v", err)
 	}
 }
 
@@ -620,9 +510,6 @@ func TestSaveRecordAttemptRemove(t *testing.T) {
 	}
 }
 
-// TestSaveFailureKeepsOldEnvelope: a failed save leaves the envelope
-// that was in force: the head of the item file (no env/ID is left
-// behind) before the first save, the saved one after it.
 func TestSaveFailureKeepsOldEnvelope(t *testing.T) {
 	q := newQueue(t)
 	id := enqueue(t, q, testEnvelope())
@@ -631,36 +518,16 @@ func TestSaveFailureKeepsOldEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer it.Unlock()
-	for round, wantAttempts := range []int{0, 1} {
-		q.ops = (&faults{op: "write", at: 1, err: syscall.ENOSPC}).ops()
-		if err := it.RecordAttempt(t0, Policy{}); !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("round %d: RecordAttempt = %v, want ENOSPC (and then no connection)", round, err)
-		}
-		q.ops = &defaultOps
-		if it.Env.Attempts != wantAttempts {
-			t.Errorf("round %d: %d attempts in memory after a failed save, want %d", round, it.Env.Attempts, wantAttempts)
-		}
-		items, _ := q.List(Filter{})
-		if len(items) != 1 || items[0].Attempts != wantAttempts || items[0].Err != nil {
-			t.Errorf("round %d: after a failed save: %+v", round, items)
-		}
-		want := []string{"msg/" + id}
-		if round > 0 {
-			want = []string{"env/" + id, "msg/" + id}
-		}
-		if got := files(t, q.Dir); !slices.Equal(got, want) {
-			t.Errorf("round %d: files %q, want %q", round, got, want)
-		}
-		if round == 0 {
-			// A failed save may have left env/ID (when only the
-			// fsync of env/ failed): Remove must look for it.
-			if !it.hasEnv {
-				t.Error("hasEnv not set by a failed save")
-			}
-			if err := it.RecordAttempt(t0, Policy{}); err != nil {
-				t.Fatal(err)
-			}
-		}
+	q.ops = (&faults{op: "write", at: 1, err: syscall.ENOSPC}).ops()
+	if err := it.RecordAttempt(t0, Policy{}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("RecordAttempt = %v, want ENOSPC (and then no connection)", err)
+	}
+	items, _ := q.List(Filter{})
+	if len(items) != 1 || items[0].Attempts != 0 {
+		t.Errorf("after a failed save: %+v", items)
+	}
+	if got := files(t, q.Dir); len(got) != 2 {
+		t.Errorf("files %q", got)
 	}
 }
 
@@ -744,159 +611,47 @@ func TestDueAndFilters(t *testing.T) {
 	check("Due(-qR carol)", due, c)
 }
 
-// editFile replaces the first old in the queue file p (relative to
-// q.Dir) with new, in place (same inode, same mode).
-func editFile(t *testing.T, q *Queue, p, old, new string) {
-	t.Helper()
-	path := filepath.Join(q.Dir, p)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), old) {
-		t.Fatalf("%q not in %s", old, p)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func appendFile(t *testing.T, q *Queue, p, more string) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(q.Dir, p), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(more); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestCorruptEnvelope damages an item in each way Lock must refuse: the
-// envelope at the head of a new item's file, the saved envelope of a
-// saved item (or the item file under it), a legacy item. List shows the
-// damage it can see (it reads the envelope in force, without checking
-// the message's size); Due includes the item; Lock moves its files to
-// corrupt/ and reports a *CorruptError, once.
 func TestCorruptEnvelope(t *testing.T) {
-	size := len(testMessage)
-	const otherID = "0JM2Q4ZK8PX7A3BD"
-	type kind int
-	const (
-		fresh  kind = iota // a new item: msg/ID alone
-		saved              // a saved item: msg/ID and env/ID of version 2
-		legacy             // msg/ID (the message) and env/ID of version 1
-	)
-	for name, tc := range map[string]struct {
-		kind    kind
-		listErr bool // List reports the item corrupt
-		damage  func(t *testing.T, q *Queue, id string)
-	}{
-		// The head of a new item's file.
-		"head truncated message": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			p := filepath.Join(q.Dir, "msg", id)
-			fi, _ := os.Stat(p)
-			if err := os.Truncate(p, fi.Size()-4); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		"head appended message": {fresh, true, func(t *testing.T, q *Queue, id string) { appendFile(t, q, "msg/"+id, "more") }},
-		"head size": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "msg/"+id, fmt.Sprintf("\nsize: %015d\n", size), fmt.Sprintf("\nsize: %015d\n", size+1))
-		}},
-		"head size of 16 digits": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "msg/"+id, fmt.Sprintf("\nsize: %015d\n", size), fmt.Sprintf("\nsize: %016d\n", size))
-		}},
-		"head wrong id": {fresh, true, func(t *testing.T, q *Queue, id string) { editFile(t, q, "msg/"+id, "id: "+id, "id: "+otherID) }},
-		"head unknown key": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "msg/"+id, "held: no\n", "held: no\npriority: high\n")
-		}},
-		"head bad value":   {fresh, true, func(t *testing.T, q *Queue, id string) { editFile(t, q, "msg/"+id, "\nuid: 33\n", "\nuid: -1\n") }},
-		"head without end": {fresh, true, func(t *testing.T, q *Queue, id string) { editFile(t, q, "msg/"+id, "\nend\n", "\nEND\n") }},
-		"head only": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			head, _ := itemFile(t, q, id)
-			os.WriteFile(filepath.Join(q.Dir, "msg", id), []byte(head), 0o600)
-		}},
-		"first line only": {fresh, true, func(t *testing.T, q *Queue, id string) {
-			os.WriteFile(filepath.Join(q.Dir, "msg", id), []byte("handoff-envelope 2\n"), 0o600)
-		}},
-
-		// The saved envelope, or the item file under it.
-		"saved garbage": {saved, true, func(t *testing.T, q *Queue, id string) {
+	for name, damage := range map[string]func(q *Queue, id string){
+		"garbage": func(q *Queue, id string) {
 			os.WriteFile(filepath.Join(q.Dir, "env", id), []byte("\x00\x01garbage"), 0o600)
-		}},
-		"saved truncated": {saved, true, func(t *testing.T, q *Queue, id string) {
+		},
+		"truncated": func(q *Queue, id string) {
 			data, _ := os.ReadFile(filepath.Join(q.Dir, "env", id))
 			os.WriteFile(filepath.Join(q.Dir, "env", id), data[:len(data)-4], 0o600)
-		}},
-		"saved future version": {saved, true, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "env/"+id, "handoff-envelope 2\n", "handoff-envelope 3\n")
-		}},
-		"saved unknown key": {saved, true, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "env/"+id, "held: no\n", "held: no\npriority: high\n")
-		}},
-		"saved wrong id": {saved, true, func(t *testing.T, q *Queue, id string) { editFile(t, q, "env/"+id, "id: "+id, "id: "+otherID) }},
-		"saved size": {saved, false, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "env/"+id, fmt.Sprintf("\nsize: %d\n", size), fmt.Sprintf("\nsize: %d\n", size+1))
-		}},
-		"saved, appended message": {saved, false, func(t *testing.T, q *Queue, id string) { appendFile(t, q, "msg/"+id, "more") }},
-		"saved, head damaged": {saved, false, func(t *testing.T, q *Queue, id string) {
-			editFile(t, q, "msg/"+id, "held: no\n", "held: no\npriority: high\n")
-		}},
-		"saved, head gone": {saved, false, func(t *testing.T, q *Queue, id string) {
-			_, msg := itemFile(t, q, id)
-			os.WriteFile(filepath.Join(q.Dir, "msg", id), []byte(msg), 0o600)
-		}},
-
-		// Legacy items.
-		"legacy size mismatch": {legacy, false, func(t *testing.T, q *Queue, id string) { appendFile(t, q, "msg/"+id, "more") }},
-		"legacy garbage": {legacy, true, func(t *testing.T, q *Queue, id string) {
-			os.WriteFile(filepath.Join(q.Dir, "env", id), []byte("\x00\x01garbage"), 0o600)
-		}},
-		"legacy truncated": {legacy, true, func(t *testing.T, q *Queue, id string) {
+		},
+		"future version": func(q *Queue, id string) {
 			data, _ := os.ReadFile(filepath.Join(q.Dir, "env", id))
-			os.WriteFile(filepath.Join(q.Dir, "env", id), data[:len(data)-4], 0o600)
-		}},
-		"legacy envelope without message": {legacy, false, func(t *testing.T, q *Queue, id string) {
+			os.WriteFile(filepath.Join(q.Dir, "env", id), []byte(strings.Replace(string(data), "handoff-envelope 1", "handoff-envelope 2", 1)), 0o600)
+		},
+		"unknown key": func(q *Queue, id string) {
+			data, _ := os.ReadFile(filepath.Join(q.Dir, "env", id))
+			os.WriteFile(filepath.Join(q.Dir, "env", id), []byte(strings.Replace(string(data), "held: no\n", "held: no\npriority: high\n", 1)), 0o600)
+		},
+		"size mismatch": func(q *Queue, id string) {
+			f, _ := os.OpenFile(filepath.Join(q.Dir, "msg", id), os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString("more")
+			f.Close()
+		},
+		"envelope without message": func(q *Queue, id string) {
 			os.Remove(filepath.Join(q.Dir, "msg", id))
-		}},
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			q := newQueue(t)
 			good := enqueue(t, q, testEnvelope())
-			var id string
-			if tc.kind == legacy {
-				id = writeLegacy(t, q, testEnvelope(), testMessage)
-			} else {
-				id = enqueue(t, q, testEnvelope())
-			}
-			if tc.kind == saved {
-				if err := q.Hold(id, true); err != nil {
-					t.Fatal(err)
-				}
-				if err := q.Hold(id, false); err != nil {
-					t.Fatal(err)
-				}
-			}
-			hadMsg := exists(filepath.Join(q.Dir, "msg", id))
-			tc.damage(t, q, id)
-			hadMsg = hadMsg && exists(filepath.Join(q.Dir, "msg", id))
-			hadEnv := exists(filepath.Join(q.Dir, "env", id))
-			if hadEnv != (tc.kind != fresh) {
-				t.Fatalf("env/%s exists: %v", id, hadEnv)
-			}
+			id := enqueue(t, q, testEnvelope())
+			damage(q, id)
 
+			// List reads envelopes only: it sees a damaged envelope, not a
+			// damaged message file.
+			envDamage := name != "size mismatch" && name != "envelope without message"
 			items, _ := q.List(Filter{})
-			if len(items) != 2 || items[1].ID != id || errors.Is(items[1].Err, ErrCorrupt) != tc.listErr {
+			if len(items) != 2 || items[1].ID != id || errors.Is(items[1].Err, ErrCorrupt) != envDamage {
 				t.Errorf("List = %+v", items)
 			}
-			wantRestricted := 2
-			if tc.listErr {
-				wantRestricted = 1 // an unreadable item only for the unrestricted Filter
-			}
-			if items, _ := q.List(Filter{MatchUID: true, UID: 33}); len(items) != wantRestricted {
-				t.Errorf("a restricted List shows %d items, want %d: %+v", len(items), wantRestricted, items)
+			if items, _ := q.List(Filter{MatchUID: true, UID: 33}); envDamage && len(items) != 1 {
+				t.Errorf("a restricted List shows the unreadable item: %+v", items)
 			}
 			due, _ := q.Due(time.Now(), Filter{})
 			if !slices.Contains(due, id) {
@@ -904,38 +659,25 @@ func TestCorruptEnvelope(t *testing.T) {
 			}
 			_, err := q.Lock(id)
 			var ce *CorruptError
-			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) || ce.ID != id || ce.Dir == "" || ce.MoveErr != nil {
+			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) || ce.ID != id || ce.Dir == "" {
 				t.Fatalf("Lock = %v, want a *CorruptError", err)
 			}
 			t.Logf("reported: %v", err)
 			got := files(t, q.Dir)
-			if slices.Contains(got, "corrupt/"+id+".env") != hadEnv || slices.Contains(got, "corrupt/"+id+".msg") != hadMsg ||
-				slices.Contains(got, "env/"+id) || slices.Contains(got, "msg/"+id) {
+			if !slices.Contains(got, "corrupt/"+id+".env") || slices.Contains(got, "env/"+id) || slices.Contains(got, "msg/"+id) {
 				t.Errorf("files after moving aside: %q", got)
 			}
 			items, _ = q.List(Filter{})
-			if len(items) != 1 || items[0].ID != good || items[0].Err != nil {
+			if len(items) != 1 || items[0].ID != good {
 				t.Errorf("List after moving aside = %+v", items)
 			}
 			if _, err := q.Lock(id); !errors.Is(err, ErrNotFound) {
 				t.Errorf("second Lock = %v, want ErrNotFound", err)
 			}
-			if n, err := q.ReapOrphans(afterGrace(good, id), OrphanGrace); n != 0 || err != nil {
-				t.Errorf("ReapOrphans = %d, %v; want nothing to reap", n, err)
-			}
-			if it, err := q.Lock(good); err != nil {
-				t.Errorf("the good item: %v", err)
-			} else {
-				it.Unlock()
-			}
 		})
 	}
 }
 
-// TestUnsafeFiles: an item file or a saved envelope that is a symbolic
-// link, not a regular file, of another mode, owner or link count condemns
-// its item; the item file is checked whether its item has been saved or
-// not, and so is a legacy item's message file.
 func TestUnsafeFiles(t *testing.T) {
 	cases := map[string]func(t *testing.T, q *Queue, id string){
 		"symlinked envelope": func(t *testing.T, q *Queue, id string) {
@@ -952,9 +694,7 @@ func TestUnsafeFiles(t *testing.T) {
 			p := filepath.Join(q.Dir, "msg", id)
 			elsewhere := filepath.Join(t.TempDir(), "msg")
 			os.Rename(p, elsewhere)
-			if err := os.Symlink(elsewhere, p); err != nil {
-				t.Fatal(err)
-			}
+			os.Symlink(elsewhere, p)
 		},
 		"envelope mode 0644": func(t *testing.T, q *Queue, id string) {
 			os.Chmod(filepath.Join(q.Dir, "env", id), 0o644)
@@ -963,24 +703,10 @@ func TestUnsafeFiles(t *testing.T) {
 			os.Chmod(filepath.Join(q.Dir, "msg", id), 0o640)
 		},
 		"hard-linked envelope": func(t *testing.T, q *Queue, id string) {
-			if err := os.Link(filepath.Join(q.Dir, "env", id), filepath.Join(t.TempDir(), "link")); err != nil {
-				t.Fatal(err)
-			}
-		},
-		"hard-linked message": func(t *testing.T, q *Queue, id string) {
-			if err := os.Link(filepath.Join(q.Dir, "msg", id), filepath.Join(t.TempDir(), "link")); err != nil {
-				t.Fatal(err)
-			}
+			os.Link(filepath.Join(q.Dir, "env", id), filepath.Join(t.TempDir(), "link"))
 		},
 		"envelope is a FIFO": func(t *testing.T, q *Queue, id string) {
 			p := filepath.Join(q.Dir, "env", id)
-			os.Remove(p)
-			if err := syscall.Mkfifo(p, 0o600); err != nil {
-				t.Skip(err)
-			}
-		},
-		"message is a FIFO": func(t *testing.T, q *Queue, id string) {
-			p := filepath.Join(q.Dir, "msg", id)
 			os.Remove(p)
 			if err := syscall.Mkfifo(p, 0o600); err != nil {
 				t.Skip(err)
@@ -1004,59 +730,30 @@ func TestUnsafeFiles(t *testing.T) {
 		},
 	}
 	for name, damage := range cases {
-		envDamage := strings.Contains(name, "envelope")
-		for _, kind := range []string{"new", "saved", "legacy"} {
-			if envDamage && kind == "new" {
-				continue // a new item has no envelope file
-			}
-			t.Run(name+"/"+kind, func(t *testing.T) {
-				q := newQueue(t)
-				var id string
-				if kind == "legacy" {
-					id = writeLegacy(t, q, testEnvelope(), testMessage)
-				} else {
-					id = enqueue(t, q, testEnvelope())
-				}
-				if kind == "saved" {
-					if err := q.Hold(id, false); err != nil {
-						t.Fatal(err)
-					}
-				}
-				damage(t, q, id)
-				// List reads the envelope in force: the saved one when
-				// there is one, else the head of the item file.
+		t.Run(name, func(t *testing.T) {
+			q := newQueue(t)
+			id := enqueue(t, q, testEnvelope())
+			damage(t, q, id)
+			if strings.Contains(name, "envelope") {
 				items, _ := q.List(Filter{})
-				if envDamage || kind == "new" {
-					if len(items) != 1 || !errors.Is(items[0].Err, ErrUnsafe) {
-						t.Errorf("List = %+v, want the item with ErrUnsafe", items)
-					}
-				} else if len(items) != 1 || items[0].Err != nil {
-					t.Errorf("List = %+v, want the item, read from its envelope file", items)
+				if len(items) != 1 || !errors.Is(items[0].Err, ErrUnsafe) {
+					t.Errorf("List = %+v, want the item with ErrUnsafe", items)
 				}
-				_, err := q.Lock(id)
-				if !errors.Is(err, ErrUnsafe) || !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Lock = %v, want ErrUnsafe and ErrCorrupt", err)
+			}
+			_, err := q.Lock(id)
+			if !errors.Is(err, ErrUnsafe) || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Lock = %v, want ErrUnsafe and ErrCorrupt", err)
+			}
+			t.Logf("reported: %v", err)
+			for _, p := range []string{"env/" + id, "msg/" + id} {
+				if _, err := os.Lstat(filepath.Join(q.Dir, p)); err == nil {
+					t.Errorf("%s still in place", p)
 				}
-				t.Logf("reported: %v", err)
-				for _, p := range []string{"env/" + id, "msg/" + id} {
-					if _, err := os.Lstat(filepath.Join(q.Dir, p)); err == nil {
-						t.Errorf("%s still in place", p)
-					}
-				}
-				moved := []string{id + ".msg"}
-				if kind != "new" {
-					moved = append(moved, id+".env")
-				}
-				for _, name := range moved {
-					if _, err := os.Lstat(filepath.Join(q.Dir, "corrupt", name)); err != nil {
-						t.Errorf("not moved aside: %v", err)
-					}
-				}
-				if _, err := os.Lstat(filepath.Join(q.Dir, "corrupt", id+".env")); kind == "new" && err == nil {
-					t.Error("corrupt/ has an envelope file for a new item")
-				}
-			})
-		}
+			}
+			if _, err := os.Lstat(filepath.Join(q.Dir, "corrupt", id+".env")); err != nil {
+				t.Errorf("not moved aside: %v", err)
+			}
+		})
 	}
 }
 
@@ -1129,7 +826,7 @@ func TestRootManagesOtherOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
-	for _, p := range []string{"env", "msg", "corrupt", "msg/" + id, "runner.lock"} {
+	for _, p := range []string{"env", "msg", "corrupt", "env/" + id, "msg/" + id, "runner.lock"} {
 		var st syscall.Stat_t
 		if err := syscall.Lstat(filepath.Join(dir, p), &st); err != nil || st.Uid != 65534 {
 			t.Errorf("%s: uid %d, %v; want 65534", p, st.Uid, err)
@@ -1144,14 +841,10 @@ func TestRootManagesOtherOwner(t *testing.T) {
 	}
 	it.Unlock()
 	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(dir, "env", id), &st); err != nil || st.Uid != 65534 {
-		t.Errorf("saved envelope uid %d, %v; want 65534", st.Uid, err)
+	syscall.Lstat(filepath.Join(dir, "env", id), &st)
+	if st.Uid != 65534 {
+		t.Errorf("saved envelope uid %d", st.Uid)
 	}
-	it, err = q.Lock(id)
-	if err != nil {
-		t.Fatalf("Lock of the saved item: %v", err)
-	}
-	it.Unlock()
 }
 
 func TestRunnerLockInProcess(t *testing.T) {
@@ -1234,8 +927,8 @@ func TestRecordAttempts(t *testing.T) {
 			t.Fatalf("item %d: %v", i, err)
 		}
 	}
-	if fl.counts["syncDir"] != 1 || fl.dirSynced("env") != 1 || fl.counts["sync"] != 3 {
-		t.Errorf("calls %v (directories %v), want one fsync of env/ for the three", fl.counts, fl.dirSyncs)
+	if fl.counts["syncDir"] != 1 || fl.counts["sync"] != 3 {
+		t.Errorf("calls %v, want one fsync of env/ for the three", fl.counts)
 	}
 	for _, it := range items {
 		if it.Env.Attempts != 1 || !it.Env.NextAttempt.Equal(t0.Add(5*time.Minute)) {
@@ -1298,39 +991,19 @@ func TestRecordAttemptsFailures(t *testing.T) {
 				}
 				again.Unlock()
 			}
-			// The item files, and the saved envelopes of the items
-			// whose record reached its rename.
-			var want []string
-			for i, it := range items {
-				want = append(want, "msg/"+it.ID())
-				if i != 1 || op == "syncDir" {
-					want = append(want, "env/"+it.ID())
-				}
-			}
-			slices.Sort(want)
-			if got := files(t, q.Dir); !slices.Equal(got, want) {
-				t.Errorf("files %q, want %q: the 3 items' and nothing else", got, want)
+			if got := files(t, q.Dir); len(got) != 6 {
+				t.Errorf("files %q, want the 3 items' and nothing else", got)
 			}
 		})
 	}
 }
 
 // TestRemover removes items from several goroutines: every file is gone
-// once Close returns (the item files, and the saved envelopes of the
-// items that have one), with far fewer fsyncs of msg/ than items when
-// the removals come faster than an fsync, and none of env/ (whose
-// deletions need not be durable).
+// once Close returns, with far fewer fsyncs of env/ than items when the
+// removals come faster than an fsync.
 func TestRemover(t *testing.T) {
 	q := newQueue(t)
 	items := lockAll(t, q, 40)
-	for i, err := range q.RecordAttempts(items[:20], t0, Policy{}) {
-		if err != nil {
-			t.Fatalf("item %d: %v", i, err)
-		}
-	}
-	if got := files(t, q.Dir); len(got) != 60 {
-		t.Fatalf("%d files for 40 items, 20 of them saved", len(got))
-	}
 	fl := &faults{}
 	q.ops = fl.ops()
 	rm := q.NewRemover()
@@ -1351,11 +1024,11 @@ func TestRemover(t *testing.T) {
 	if got := files(t, q.Dir); len(got) != 0 {
 		t.Errorf("files left: %q", got)
 	}
-	n := fl.dirSynced("msg")
-	if n < 1 || n > 40 || fl.dirSynced("env") != 0 || fl.counts["syncDir"] != n {
-		t.Errorf("fsyncs of directories %v for 40 removals, want 1 to 40 of msg/ and none else", fl.dirSyncs)
+	n := fl.counts["syncDir"]
+	if n < 1 || n > 40 {
+		t.Errorf("%d fsyncs of env/ for 40 removals", n)
 	}
-	t.Logf("%d fsyncs of msg/ for 40 removals", n)
+	t.Logf("%d fsyncs of env/ for 40 removals", n)
 	for _, it := range items {
 		if _, err := it.Body(); !errors.Is(err, ErrUnlocked) {
 			t.Errorf("%s still locked after Close", it.ID())
@@ -1363,49 +1036,8 @@ func TestRemover(t *testing.T) {
 	}
 }
 
-// TestRemoverLegacy: a Remover removes legacy items in their order (the
-// envelope, the fsync of env/, the message file), in the same batches as
-// items of version 2.
-func TestRemoverLegacy(t *testing.T) {
-	q := newQueue(t)
-	var items []*Item
-	for i := range 10 {
-		var id string
-		if i%2 == 0 {
-			id = writeLegacy(t, q, testEnvelope(), testMessage)
-		} else {
-			id = enqueue(t, q, testEnvelope())
-		}
-		it, err := q.Lock(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if it.legacy != (i%2 == 0) {
-			t.Fatalf("item %d: legacy %v", i, it.legacy)
-		}
-		items = append(items, it)
-	}
-	fl := &faults{}
-	q.ops = fl.ops()
-	rm := q.NewRemover()
-	for _, it := range items {
-		if err := rm.Remove(it); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := rm.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := files(t, q.Dir); len(got) != 0 {
-		t.Errorf("files left: %q", got)
-	}
-	if fl.dirSynced("env") < 1 || fl.dirSynced("msg") < 1 {
-		t.Errorf("fsyncs of directories %v, want env/ (legacy items) and msg/ (the others)", fl.dirSyncs)
-	}
-}
-
 // TestRemoverWindow: removals that trickle in (one a millisecond) share
-// fsyncs of msg/, at most one per removalWindow, and Close does not wait
+// fsyncs of env/, at most one per removalWindow, and Close does not wait
 // for the window to end: what is pending is made durable at once.
 func TestRemoverWindow(t *testing.T) {
 	q := newQueue(t)
@@ -1428,89 +1060,45 @@ func TestRemoverWindow(t *testing.T) {
 		t.Errorf("Close took %v: it waited for the window", d)
 	}
 	elapsed := time.Since(start)
-	n := fl.dirSynced("msg")
-	if most := int(elapsed/removalWindow) + 2; n < 1 || n > most || fl.counts["syncDir"] != n {
-		t.Errorf("fsyncs of directories %v for 60 removals over %v; want at most %d, all of msg/", fl.dirSyncs, elapsed, most)
+	n := fl.counts["syncDir"]
+	if most := int(elapsed/removalWindow) + 2; n < 1 || n > most {
+		t.Errorf("%d fsyncs of env/ for 60 removals over %v; want at most %d", n, elapsed, most)
 	}
-	t.Logf("%d fsyncs of msg/ for 60 removals over %v", n, elapsed)
+	t.Logf("%d fsyncs of env/ for 60 removals over %v", n, elapsed)
 	if got := files(t, q.Dir); len(got) != 0 {
 		t.Errorf("files left: %q", got)
 	}
 }
 
-// TestRemoverFailure: when the fsync of the directory of the files
-// deleted first fails, Close says so, and the files that go second stay
-// while the first deletions are not known durable: for items of version 2
-// the saved envelopes (whose item files are gone), for legacy items the
-// message files (whose envelopes are gone). Either are orphans, never
-// listed, reaped in time.
+// TestRemoverFailure: when the fsync of env/ fails, Close says so, and
+// the message files stay (orphans, reaped in time) while the removal of
+// their envelopes is not known durable.
 func TestRemoverFailure(t *testing.T) {
-	for _, legacy := range []bool{false, true} {
-		t.Run(fmt.Sprint("legacy=", legacy), func(t *testing.T) {
-			q := newQueue(t)
-			var items []*Item
-			var ids []string
-			for range 2 {
-				var id string
-				if legacy {
-					id = writeLegacy(t, q, testEnvelope(), testMessage)
-				} else {
-					id = enqueue(t, q, testEnvelope())
-					if err := q.Hold(id, false); err != nil { // saved: env/ID
-						t.Fatal(err)
-					}
-				}
-				it, err := q.Lock(id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				items, ids = append(items, it), append(ids, id)
-			}
-			// Every fsync fails: the Remover may make one batch of the
-			// two removals, or two.
-			ops := defaultOps
-			ops.syncDir = func(dir string) error { return &os.PathError{Op: "sync", Path: dir, Err: syscall.EIO} }
-			q.ops = &ops
-			rm := q.NewRemover()
-			for _, it := range items {
-				if err := rm.Remove(it); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := rm.Close(); !errors.Is(err, syscall.EIO) {
-				t.Fatalf("Close = %v, want EIO", err)
-			}
-			q.ops = &defaultOps
-			left := "env/"
-			if legacy {
-				left = "msg/"
-			}
-			want := []string{left + ids[0], left + ids[1]}
-			slices.Sort(want)
-			if got := files(t, q.Dir); !slices.Equal(got, want) {
-				t.Errorf("files after the failure %q, want %q", got, want)
-			}
-			if items, _ := q.List(Filter{}); len(items) != 0 {
-				t.Errorf("listed after removal: %+v", items)
-			}
-			for _, id := range ids {
-				if _, err := q.Lock(id); !errors.Is(err, ErrNotFound) {
-					t.Errorf("Lock(%s) after removal = %v, want ErrNotFound", id, err)
-				}
-			}
-			if n, err := q.ReapOrphans(time.Now(), OrphanGrace); n != 0 || err != nil {
-				t.Errorf("ReapOrphans within the grace period = %d, %v", n, err)
-			}
-			if n, err := q.ReapOrphans(afterGrace(ids...), OrphanGrace); n != 2 || err != nil {
-				t.Errorf("reaped %d, %v; want 2", n, err)
-			}
-			if got := files(t, q.Dir); len(got) != 0 {
-				t.Errorf("files left: %q", got)
-			}
-			if err := rm.Remove(items[0]); !errors.Is(err, ErrUnlocked) {
-				t.Errorf("Remove of a removed item = %v", err)
-			}
-		})
+	q := newQueue(t)
+	items := lockAll(t, q, 2)
+	q.ops = (&faults{op: "syncDir", at: 1, err: syscall.EIO}).ops()
+	rm := q.NewRemover()
+	for _, it := range items {
+		if err := rm.Remove(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rm.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close = %v, want EIO", err)
+	}
+	if items, _ := q.List(Filter{}); len(items) != 0 {
+		t.Errorf("listed after removal: %+v", items)
+	}
+	q.ops = &defaultOps
+	n, _ := q.ReapOrphans(time.Now().Add(2*OrphanGrace), OrphanGrace)
+	if n < 1 {
+		t.Errorf("reaped %d", n)
+	}
+	if got := files(t, q.Dir); len(got) != 0 {
+		t.Errorf("files left: %q", got)
+	}
+	if err := rm.Remove(items[0]); !errors.Is(err, ErrUnlocked) {
+		t.Errorf("Remove of a removed item = %v", err)
 	}
 }
 

@@ -409,10 +409,9 @@ func TestSystemMode(t *testing.T) {
 	}
 	id := queueID(r.stderr+s.dlog.String(), " queued as ")
 	found := false
-	entries, _ := os.ReadDir(filepath.Join(s.qdir, "msg"))
+	entries, _ := os.ReadDir(filepath.Join(s.qdir, "env"))
 	for _, en := range entries {
-		// The item file: its envelope, then the message.
-		data, err := os.ReadFile(filepath.Join(s.qdir, "msg", en.Name()))
+		data, err := os.ReadFile(filepath.Join(s.qdir, "env", en.Name()))
 		if err != nil || !strings.Contains(string(data), "\nuser: "+s.userU.name+"\n") {
 			continue
 		}
@@ -457,7 +456,7 @@ func TestSystemMode(t *testing.T) {
 		t.Fatalf("items: the user's %v, all %v", mineIDs, allIDs)
 	}
 	myID := mineIDs[0]
-	if r := s.as(s.userU, "", "handoff", "queue", "show", myID); r.code != 0 || !strings.HasPrefix(r.stdout, "handoff-envelope 2\n") || !strings.Contains(r.stdout, "\nSubject: ") {
+	if r := s.as(s.userU, "", "handoff", "queue", "show", myID); r.code != 0 || !strings.HasPrefix(r.stdout, "handoff-envelope 1\n") || !strings.Contains(r.stdout, "\nSubject: ") {
 		t.Errorf("queue show of the user's own item: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, cmd := range []string{"show", "delete", "hold"} {

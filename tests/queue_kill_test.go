@@ -220,10 +220,8 @@ func TestQueueKill9(t *testing.T) {
 		switch {
 		case strings.HasPrefix(f, "msg/.tmp-") || strings.HasPrefix(f, "env/.tmp-"):
 			orphans++
-		case strings.HasPrefix(f, "env/"):
-			// The saved envelope of an item whose removal was
-			// killed after its item file went.
-			if fileExists(e.qdir + "/msg/" + strings.TrimPrefix(f, "env/")) {
+		case strings.HasPrefix(f, "msg/"):
+			if fileExists(e.qdir + "/env/" + strings.TrimPrefix(f, "msg/")) {
 				bad = append(bad, f+" (an item, but the queue lists none)")
 			}
 			orphans++

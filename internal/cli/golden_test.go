@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/user"
@@ -283,10 +281,9 @@ func runGolden(t *testing.T, dir string) {
 	}
 }
 
-// queueIDs returns the ids in the queue in dir, oldest first: the
-// names of its item files.
+// queueIDs returns the ids in the queue in dir, oldest first.
 func queueIDs(dir string) []string {
-	names, _ := filepath.Glob(filepath.Join(dir, "msg", "*"))
+	names, _ := filepath.Glob(filepath.Join(dir, "env", "*"))
 	var ids []string
 	for _, n := range names {
 		if b := filepath.Base(n); !strings.HasPrefix(b, ".") {
@@ -297,21 +294,18 @@ func queueIDs(dir string) []string {
 	return ids
 }
 
-// queueFiles returns the envelopes of the queue in dir as they are on
-// disk, oldest first, each followed by an empty line; "" for an empty
-// queue. An item's envelope is env/ID once saved, else the head of its
-// item file, msg/ID (up to its end line).
+// queueFiles returns the envelope files of the queue in dir, oldest
+// first, each followed by an empty line; "" for an empty queue.
 func queueFiles(t *testing.T, dir string) string {
 	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "env", "*"))
+	sort.Strings(names)
 	var b strings.Builder
-	for _, id := range queueIDs(dir) {
-		data, err := os.ReadFile(filepath.Join(dir, "env", id))
-		if errors.Is(err, fs.ErrNotExist) {
-			data, err = os.ReadFile(filepath.Join(dir, "msg", id))
-			if i := strings.Index(string(data), "\nend\n"); err == nil && i >= 0 {
-				data = data[:i+len("\nend\n")]
-			}
+	for _, n := range names {
+		if strings.HasPrefix(filepath.Base(n), ".") {
+			continue
 		}
+		data, err := os.ReadFile(n)
 		if err != nil {
 			t.Fatal(err)
 		}

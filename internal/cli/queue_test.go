@@ -486,8 +486,8 @@ func TestQueueCorruptItemReported(t *testing.T) {
 	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "bob@example.net")
 	s.run("Subject: x\n\ny\n", "sendmail", "-odq", "carol@example.net")
 	items := s.items()
-	bad := filepath.Join(s.qdir, "msg", items[0].ID)
-	if err := os.WriteFile(bad, []byte("handoff-envelope 2\ngarbage\n"), 0o600); err != nil {
+	bad := filepath.Join(s.qdir, "env", items[0].ID)
+	if err := os.WriteFile(bad, []byte("handoff-envelope 1\ngarbage\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.uid = 0 // the runner: root, or the queue's owner

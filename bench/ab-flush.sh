@@ -10,9 +10,11 @@
 # `CGO_ENABLED=0 go build -trimpath -o DIR/handoff ./cmd/handoff`). For
 # each of ROUNDS rounds and each DIR in turn: a queue of MSGS messages is
 # filled (the 2 KB message of bench/run.sh, `sendmail -t -i -odq` with the
-# first DIR's binary, so the queues are alike), then DIR's binary flushes
-# it (`sendmail -q`), timed from start to exit. Prints one line per
-# flush: the DIR, the seconds, and the items left (0 when all went).
+# first DIR's binary, so the queues are alike; with FILL_EACH=1, with
+# DIR's own, to compare queue formats), then DIR's binary flushes it
+# (`sendmail -q`), timed from start to exit. Prints one line per flush:
+# the DIR, the seconds of the fill, the seconds of the flush, and the
+# items left (0 when all went).
 # Only the ratios between DIRs within one run mean anything on a shared
 # machine.
 #
@@ -28,6 +30,7 @@ MSGS=${MSGS:-1000}
 ROUNDS=${ROUNDS:-3}
 QUEUE=${QUEUE:-/var/tmp/handoff-ab/queue}
 MESSAGE=${MESSAGE:-/var/tmp/handoff-bench/msg-2k.eml}
+FILL_EACH=${FILL_EACH:-0}
 
 die() {
 	echo "ab-flush: $*" >&2
@@ -66,14 +69,19 @@ export HANDOFF_CONFIG=$cfg HANDOFF_STANDALONE=1
 for ((r = 1; r <= ROUNDS; r++)); do
 	for d in "$@"; do
 		rm -rf "$QUEUE"
+		fill=$1
+		((FILL_EACH)) && fill=$d
+		f0=${EPOCHREALTIME//[.,]/}
 		for ((i = 0; i < MSGS; i++)); do
-			"$1/sendmail" -t -i -odq <"$MESSAGE" || die "enqueue failed"
+			"$fill/sendmail" -t -i -odq <"$MESSAGE" || die "enqueue failed"
 		done
+		f1=${EPOCHREALTIME//[.,]/}
 		sync
 		t0=${EPOCHREALTIME//[.,]/}
 		"$d/sendmail" -q || echo "ab-flush: $d: sendmail -q exited $?" >&2
 		t1=${EPOCHREALTIME//[.,]/}
 		left=$(find "$QUEUE/env" -type f | wc -l)
-		printf '%s %d.%06d s left=%d\n' "$d" $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000)) "$left"
+		printf '%s fill %d.%06d s flush %d.%06d s left=%d\n' "$d" $(((f1 - f0) / 1000000)) $(((f1 - f0) % 1000000)) \
+			$(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000)) "$left"
 	done
 done

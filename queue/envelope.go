@@ -286,7 +286,8 @@ func checkNotify(n []string) error {
 }
 
 // Marshal returns the envelope file: see the package documentation for
-// the format. It validates first; the error wraps ErrInvalid.
+// the format. It validates first, and refuses an envelope larger than
+// what is read back (16 MiB); the error wraps ErrInvalid.
 func (e *Envelope) Marshal() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
@@ -373,6 +374,10 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		}
 	}
 	b.WriteString("end\n")
+	if b.Len() > maxEnvelopeSize {
+		// Lock would refuse it, and move the item aside.
+		return nil, fmt.Errorf("%w: an envelope of %d bytes, more than %d", ErrInvalid, b.Len(), maxEnvelopeSize)
+	}
 	return b.Bytes(), nil
 }
 

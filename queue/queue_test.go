@@ -129,6 +129,15 @@ func TestEnqueueRefusesInvalid(t *testing.T) {
 		"bad notify":          func(e *Envelope) { e.Recipients[0].Notify = []string{"NEVER", "FAILURE"} },
 		"bad ret":             func(e *Envelope) { e.Ret = "ALL" },
 		"sender <>":           func(e *Envelope) { e.Sender = "<>" },
+		// Lock reads at most 16 MiB of an envelope: a bigger one would be
+		// queued, then moved aside as corrupt.
+		"envelope over 16 MiB": func(e *Envelope) {
+			pad := strings.Repeat("x", 240)
+			e.Recipients = nil
+			for i := 0; i < maxEnvelopeSize/250; i++ {
+				e.Recipients = append(e.Recipients, Recipient{Addr: fmt.Sprintf("%s%06d@example.org", pad, i)})
+			}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			q := newQueue(t)

@@ -180,6 +180,25 @@ apt_download() {
 }
 # deb_libs DEB: the lib* packages among its dependencies.
 deb_libs() { dpkg-deb -f "$1" Depends | tr ',' '\n' | sed 's/[|(].*//; s/ //g' | grep '^lib' || true; }
+# missing_libs LIBPATH BINARY...: the shared libraries ldd cannot find for
+# the binaries, with LIBPATH (may be empty) as LD_LIBRARY_PATH.
+missing_libs() {
+	local path=$1
+	shift
+	LD_LIBRARY_PATH=$path ldd "$@" 2>&1 | grep 'not found' || true
+}
+# ensure_libs NAME DEB LIBPATH BINARY...: when the binaries, extracted from
+# the package DEB and not installed, miss shared libraries, install the
+# package's lib* dependencies; die if some are still missing.
+ensure_libs() {
+	local name=$1 deb=$2 path=$3 libs
+	shift 3
+	[[ -n $(missing_libs "$path" "$@") ]] || return 0
+	mapfile -t libs < <(deb_libs "$deb")
+	say "installing the libraries $name needs: ${libs[*]}"
+	apt_install "${libs[@]}"
+	[[ -z $(missing_libs "$path" "$@") ]] || die "$name still misses libraries: $(missing_libs "$path" "$@")"
+}
 
 need=()
 command -v msmtp >/dev/null || need+=(msmtp)
@@ -210,13 +229,7 @@ fi
 # (LD_LIBRARY_PATH, only for these two), the system ones (libdb, libicu,
 # libnsl, ...) are the package's lib* dependencies, installed if missing.
 pflib=$pf/root/usr/lib/postfix
-missing_libs() { LD_LIBRARY_PATH=$pflib ldd "$smtp_sink" "$smtp_source" 2>&1 | grep 'not found' || true; }
-if [[ -n $(missing_libs) ]]; then
-	mapfile -t libs < <(deb_libs "$pf"/deb/postfix_*.deb)
-	say "installing the libraries smtp-sink needs: ${libs[*]}"
-	apt_install "${libs[@]}"
-	[[ -z $(missing_libs) ]] || die "smtp-sink still misses libraries: $(missing_libs)"
-fi
+ensure_libs smtp-sink "$pf"/deb/postfix_*.deb "$pflib" "$smtp_sink" "$smtp_source"
 postfix_version=$(basename "$pf"/deb/postfix_*.deb .deb | cut -d_ -f2)
 id nobody >/dev/null 2>&1 || die "user nobody is missing (smtp-sink drops privileges to it)"
 
@@ -237,13 +250,7 @@ if ! nm_ok; then
 	dpkg -x "$nm"/deb/nullmailer_*.deb "$nm_root"
 	nm_ok || die "the nullmailer package lacks one of ${nm_progs[*]}"
 fi
-nm_missing_libs() { ldd "${nm_progs[@]}" 2>&1 | grep 'not found' || true; }
-if [[ -n $(nm_missing_libs) ]]; then
-	mapfile -t libs < <(deb_libs "$nm"/deb/nullmailer_*.deb)
-	say "installing the libraries nullmailer needs: ${libs[*]}"
-	apt_install "${libs[@]}"
-	[[ -z $(nm_missing_libs) ]] || die "nullmailer still misses libraries: $(nm_missing_libs)"
-fi
+ensure_libs nullmailer "$nm"/deb/nullmailer_*.deb "" "${nm_progs[@]}"
 nullmailer_version=$(dpkg-deb -f "$nm"/deb/nullmailer_*.deb Version)
 grep -qa NULLMAILER_TEST_PREFIX "$nm_root/usr/sbin/nullmailer-send" ||
 	die "this nullmailer ($nullmailer_version) has no NULLMAILER_TEST_PREFIX: it cannot run from a private tree"
@@ -266,13 +273,7 @@ if [[ ! -x $dma_bin ]]; then
 	[[ -x $dma_bin ]] || die "the dma package has no usr/sbin/dma"
 fi
 [[ -e $dm/root/usr/lib/dma/dma-mbox-create ]] && chmod u-s,g-s "$dm/root/usr/lib/dma/dma-mbox-create"
-dma_missing_libs() { ldd "$dma_bin" 2>&1 | grep 'not found' || true; }
-if [[ -n $(dma_missing_libs) ]]; then
-	mapfile -t libs < <(deb_libs "$dm"/deb/dma_*.deb)
-	say "installing the libraries dma needs: ${libs[*]}"
-	apt_install "${libs[@]}"
-	[[ -z $(dma_missing_libs) ]] || die "dma still misses libraries: $(dma_missing_libs)"
-fi
+ensure_libs dma "$dm"/deb/dma_*.deb "" "$dma_bin"
 dma_version=$(dpkg-deb -f "$dm"/deb/dma_*.deb Version)
 id mail >/dev/null 2>&1 || die "user mail is missing (dma, run as root, switches to it)"
 command -v unshare >/dev/null || die "unshare (util-linux) is missing: dma needs a private mount namespace"

@@ -54,12 +54,11 @@ func newQueueSite(t *testing.T, script, extra string) *queueSite {
 	return s
 }
 
-// run runs argv with stdin and returns the exit status.
-func (s *queueSite) run(stdin string, argv ...string) int {
-	var stdout, stderr bytes.Buffer
+// env is the process environment of a command run on the site.
+func (s *queueSite) env(stdin string, stdout, stderr io.Writer) *Env {
 	u := &user.User{Uid: fmt.Sprint(s.uid), Username: "alice", Name: "Alice", HomeDir: s.home}
-	env := &Env{
-		Stdin: strings.NewReader(stdin), Stdout: &stdout, Stderr: &stderr,
+	return &Env{
+		Stdin: strings.NewReader(stdin), Stdout: stdout, Stderr: stderr,
 		Getenv: func(k string) string {
 			if k == "HANDOFF_CONFIG" {
 				return s.cfgPath
@@ -74,7 +73,12 @@ func (s *queueSite) run(stdin string, argv ...string) int {
 		Context:         s.context,
 		Sleep:           s.sleep,
 	}
-	code := RunEnv(argv, env)
+}
+
+// run runs argv with stdin and returns the exit status.
+func (s *queueSite) run(stdin string, argv ...string) int {
+	var stdout, stderr bytes.Buffer
+	code := RunEnv(argv, s.env(stdin, &stdout, &stderr))
 	s.lastStdout, s.lastStderr, s.lastExit = stdout.String(), stderr.String(), code
 	return code
 }
@@ -797,20 +801,7 @@ func TestQueueRunBatches(t *testing.T) {
 func (s *queueSite) queueJob() (*job, *bytes.Buffer) {
 	s.t.Helper()
 	var stderr bytes.Buffer
-	u := &user.User{Uid: fmt.Sprint(s.uid), Username: "alice", HomeDir: s.home}
-	env := &Env{
-		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr,
-		Getenv: func(k string) string {
-			if k == "HANDOFF_CONFIG" {
-				return s.cfgPath
-			}
-			return ""
-		},
-		User:      func() (*user.User, error) { return u, nil },
-		Now:       func() time.Time { return s.now },
-		MailSpool: filepath.Join(s.dir, "spool"),
-		Log:       io.Discard,
-	}
+	env := s.env("", io.Discard, &stderr)
 	j, code := newJob(env, &sendopt.Invocation{Name: "sendmail"})
 	if j == nil {
 		s.t.Fatalf("newJob: exit %d: %s", code, stderr.String())
